@@ -1,0 +1,176 @@
+"""The `genrec` command line. Each sub-command maps onto one typed library function.
+
+This is the only module that reads ``sys.argv`` or the environment.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import GenrecError
+
+app = typer.Typer(
+    name="genrec",
+    help="Generative recommendation with large language models (GenRec).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console(stderr=True)
+out = Console()
+
+
+@contextmanager
+def _status(message: str):
+    with console.status(message) as st:
+        yield lambda msg: st.update(f"{message}: {msg}")
+
+
+def _fail(e: GenrecError) -> None:
+    console.print(f"[bold red]error:[/] {e.problem}", highlight=False, soft_wrap=True)
+    if e.fix:
+        console.print(f"[bold]fix:[/] {e.fix}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _parse_map(pairs: list[str] | None) -> dict[str, str]:
+    out_map: dict[str, str] = {}
+    for p in pairs or []:
+        if "=" not in p:
+            raise GenrecError(f"--map {p!r} is not FIELD=COLUMN", "write e.g. --map user=customer_id --map item=sku")
+        k, v = p.split("=", 1)
+        out_map[k.strip()] = v.strip()
+    return out_map
+
+
+@app.command()
+def prepare(
+    format: Annotated[str, typer.Argument(help="movielens, recbole, amazon, genrec-json, table or bundled")],
+    path: Annotated[Path | None, typer.Argument(help="file or folder to read (not needed for bundled or with --download)")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="dataset folder to write (replaced atomically)")] = Path("data/ml-latest-small"),
+    split: Annotated[str, typer.Option(help="leave-one-out or temporal")] = "leave-one-out",
+    max_history: Annotated[int, typer.Option(help="at most this many events in a history")] = 10,
+    min_rating: Annotated[float | None, typer.Option(help="keep interactions rated at least this")] = None,
+    user_core: Annotated[int, typer.Option(help="k-core: minimum interactions per user (0 = off)")] = 0,
+    item_core: Annotated[int, typer.Option(help="k-core: minimum interactions per item (0 = off)")] = 0,
+    repeats: Annotated[str, typer.Option(help="repeated (user, item) events: keep, first or last")] = "keep",
+    name: Annotated[str | None, typer.Option(help="dataset name (default: from the source)")] = None,
+    domain: Annotated[str | None, typer.Option(help="movies, products, games or items (prompt wording)")] = None,
+    column_map: Annotated[list[str] | None, typer.Option("--map", help="table format: FIELD=COLUMN (fields: user, item, timestamp, rating, title, year, genres, brand, category)")] = None,
+    items_file: Annotated[Path | None, typer.Option("--items", help="table format: a separate item table (CSV/Parquet) with item and title columns")] = None,
+    download: Annotated[str | None, typer.Option(help="movielens: download this GroupLens set (e.g. ml-1m, ml-25m) instead of reading PATH")] = None,
+) -> None:
+    """Turn real data into the canonical dataset folder (catalogue, splits, examples, manifest).
+
+    Config fields: split, max_history, min_rating, user_core, item_core, repeats, name, domain.
+    """
+    from .data import PrepareConfig, prepare as run_prepare, read_source
+
+    try:
+        config = PrepareConfig.build(
+            dict(split=split, max_history=max_history, min_rating=min_rating, user_core=user_core,
+                 item_core=item_core, repeats=repeats, name=name, domain=domain)
+        )
+        options: dict = {}
+        if column_map:
+            options["columns"] = _parse_map(column_map)
+        if items_file is not None:
+            options["items_path"] = items_file
+        if download is not None:
+            if format != "movielens":
+                raise GenrecError("--download is offered for the movielens format only", "download the files yourself and pass PATH")
+            from .data.sources.download import download_movielens
+
+            with _status(f"downloading {download}"):
+                path = download_movielens(download)
+        with _status(f"reading {format}"):
+            source = read_source(format, path, **options)
+        with _status("preparing") as st:
+            manifest = run_prepare(source, out_dir, config, progress=st)
+    except GenrecError as e:
+        _fail(e)
+    ex = manifest["examples"]
+    console.print(
+        f"[green]wrote[/] {out_dir}: {manifest['n_users']:,} users, {manifest['n_items']:,} items, "
+        f"{manifest['n_interactions']:,} interactions; examples train {ex['train']:,} / valid {ex['valid']:,} / "
+        f"test {ex['test']:,} ({manifest['seconds']} s)"
+    )
+
+
+@app.command()
+def items(
+    data_dir: Annotated[Path, typer.Argument(help="a prepared dataset folder")],
+    search: Annotated[str | None, typer.Option(help="case-insensitive substring of the title")] = None,
+    limit: Annotated[int, typer.Option(help="show at most this many")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="print a JSON list")] = False,
+) -> None:
+    """List catalogue items, optionally those whose title contains TEXT."""
+    import polars as pl
+
+    from .data import Dataset
+
+    try:
+        ds = Dataset(data_dir)
+        df = ds.items
+        if search:
+            df = df.filter(pl.col("title").str.to_lowercase().str.contains(search.lower(), literal=True))
+        total = df.height
+        df = df.head(limit)
+    except GenrecError as e:
+        _fail(e)
+    rows = [
+        {k: v for k, v in r.items() if v is not None and k != "index"} for r in df.to_dicts()
+    ]
+    if as_json:
+        out.print_json(json.dumps(rows, ensure_ascii=False))
+        return
+    t = Table("item_id", "title", "year", title=f"{total:,} item(s)" + (f", first {limit}" if total > limit else ""))
+    for r in rows:
+        t.add_row(str(r["item_id"]), r["title"], str(r.get("year", "")))
+    out.print(t)
+
+
+@app.command()
+def show(
+    data_dir: Annotated[Path, typer.Argument(help="a prepared dataset folder")],
+    n: Annotated[int, typer.Option(help="how many rendered training prompts to show")] = 2,
+    template: Annotated[str, typer.Option(help="alpaca or compact")] = "alpaca",
+    serialisation: Annotated[str, typer.Option(help="lines, quoted or comma")] = "lines",
+) -> None:
+    """Print the manifest and a few rendered prompts: what the model will be trained on."""
+    from .data import Dataset
+    from .prompts import PromptSpec
+
+    try:
+        ds = Dataset(data_dir)
+        spec = PromptSpec(template=template, serialisation=serialisation, domain=ds.domain)  # type: ignore[arg-type]
+        ex = ds.examples("train").head(n)
+    except GenrecError as e:
+        _fail(e)
+    out.print_json(json.dumps(ds.manifest, ensure_ascii=False))
+    titles = ds.catalogue.titles
+    for row in ex.iter_rows(named=True):
+        key = f"{row['user_id']}:{row['position']}"
+        text = spec.render(spec.prompt(row["history"], key) + spec.response(row["target"]), titles)
+        out.rule(f"user {row['user_id']}, target position {row['position']}")
+        out.print(text, highlight=False, markup=False)
+
+
+def main() -> None:
+    try:
+        app()
+    except GenrecError as e:  # raised outside a command's own handler
+        console.print(f"[bold red]error:[/] {e}", highlight=False)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Typed configuration: one source of truth for defaults, validation and --help.
+
+Configs are pydantic models with ``extra="forbid"`` (an unknown key is an error, never a
+silent default) whose field descriptions are the CLI help. Presets are YAML files in
+``genrec/presets``; overrides are dotted ``key=value`` pairs. The resolved config is
+written into every output folder.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .errors import ConfigError, GenrecError
+
+M = TypeVar("M", bound="Config")
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+    @classmethod
+    def build(cls: type[M], data: dict[str, Any] | None = None, overrides: list[str] | None = None) -> M:
+        """Validate `data` plus dotted `overrides`, reporting every problem at once."""
+        merged = dict(data or {})
+        for key, value in parse_overrides(overrides or []).items():
+            set_dotted(merged, key, value)
+        try:
+            return cls.model_validate(merged)
+        except ValidationError as e:
+            raise ConfigError(_format_errors(e), f"see `genrec {cls.__name__.removesuffix('Config').lower()} --help` for the fields and allowed values") from None
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+    @classmethod
+    def from_yaml(cls: type[M], path: str | Path) -> M:
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except FileNotFoundError:
+            raise GenrecError(f"{path} does not exist", "check the path") from None
+        except yaml.YAMLError as e:
+            raise GenrecError(f"{path} is not valid YAML: {e}", "fix the file") from None
+        return cls.build(data)
+
+    @classmethod
+    def field_help(cls) -> str:
+        """One line per field (dotted for nested configs): name, default, description."""
+        lines = []
+        for name, f in cls.model_fields.items():
+            ann = f.annotation
+            if isinstance(ann, type) and issubclass(ann, Config):
+                for sub in ann.field_help().splitlines():
+                    lines.append(f"{name}.{sub}")
+                continue
+            lines.append(f"{name}={f.default!r}: {f.description or ''}")
+        return "\n".join(lines)
+
+
+def _format_errors(e: ValidationError) -> list[str]:
+    out = []
+    for err in e.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(config)"
+        if err["type"] == "extra_forbidden":
+            out.append(f"{loc}: unknown key (check the spelling; `--help` lists the fields)")
+        else:
+            out.append(f"{loc}: {err['msg']} (got {err.get('input')!r})")
+    return out
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """Parse ``a.b=value`` pairs; values are read as YAML scalars (1e-3, true, [q_proj])."""
+    out: dict[str, Any] = {}
+    problems = []
+    for pair in pairs:
+        if "=" not in pair:
+            problems.append(f"{pair!r} is not key=value")
+            continue
+        key, raw = pair.split("=", 1)
+        key = key.strip().lstrip("-").replace("-", "_")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        out[key] = value
+    if problems:
+        raise ConfigError(problems, "write overrides as key=value, e.g. lr=1e-3 lora.r=16")
+    return out
+
+
+def set_dotted(d: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    for p in parts[:-1]:
+        nxt = d.get(p)
+        if not isinstance(nxt, dict):
+            nxt = {} if nxt is None else dict(nxt) if isinstance(nxt, dict) else {}
+            d[p] = nxt
+        d = nxt
+    d[parts[-1]] = value
+
+
+def load_preset(kind: str, name: str) -> dict[str, Any]:
+    """Read preset `name` of `kind` (``train``) from the package, or a YAML path."""
+    p = Path(name)
+    if p.suffix in (".yaml", ".yml") and p.exists():
+        text = p.read_text(encoding="utf-8")
+    else:
+        res = resources.files("genrec.presets").joinpath(f"{kind}-{name}.yaml")
+        if not res.is_file():
+            available = sorted(
+                r.name.removeprefix(f"{kind}-").removesuffix(".yaml")
+                for r in resources.files("genrec.presets").iterdir()
+                if r.name.startswith(f"{kind}-")
+            )
+            raise GenrecError(f"unknown {kind} preset {name!r}", f"use one of {available} or a path to a .yaml file")
+        text = res.read_text(encoding="utf-8")
+    return yaml.safe_load(text) or {}

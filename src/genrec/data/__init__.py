@@ -1,0 +1,7 @@
+"""Data: source readers, catalogue hygiene, sequences and splits, the dataset folder."""
+
+from .dataset import Catalogue, Dataset, PrepareConfig, prepare
+from .sources import FORMATS, read_source
+from .tables import SourceData
+
+__all__ = ["FORMATS", "Catalogue", "Dataset", "PrepareConfig", "SourceData", "prepare", "read_source"]
