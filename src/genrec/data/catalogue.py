@@ -129,7 +129,7 @@ def disambiguate(items: pl.DataFrame, max_examples: int = 10) -> tuple[pl.DataFr
 
         member_ids = [ids[i] for i in members]
 
-        def by_id(i: int, title: str = title) -> str:
+        def by_id(i: int, title: str = title, member_ids: list[str] = member_ids) -> str:
             return f"{title} [{_short_suffix(ids[i], member_ids)}]"
 
         rest = attempt(members, by_year, "by_year")

@@ -29,7 +29,15 @@ from .._io import atomic_dir, read_json, write_json
 from ..config import Config
 from ..errors import GenrecError
 from .catalogue import clean_catalogue
-from .sequences import Repeats, Sequences, SplitName, build_sequences, filter_events, order_events, window_examples
+from .sequences import (
+    Repeats,
+    Sequences,
+    SplitName,
+    build_sequences,
+    filter_events,
+    order_events,
+    window_examples,
+)
 from .tables import Domain, SourceData
 
 FORMAT_VERSION = 1

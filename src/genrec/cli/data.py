@@ -1,44 +1,16 @@
-"""The `genrec` command line. Each sub-command maps onto one typed library function.
-
-This is the only module that reads ``sys.argv`` or the environment.
-"""
+"""`genrec prepare`, `genrec items`, `genrec show`: building and inspecting datasets."""
 
 from __future__ import annotations
 
 import json
-import sys
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from .errors import GenrecError
-
-app = typer.Typer(
-    name="genrec",
-    help="Generative recommendation with large language models (GenRec).",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-console = Console(stderr=True)
-out = Console()
-
-
-@contextmanager
-def _status(message: str):
-    with console.status(message) as st:
-        yield lambda msg: st.update(f"{message}: {msg}")
-
-
-def _fail(e: GenrecError) -> None:
-    console.print(f"[bold red]error:[/] {e.problem}", highlight=False, soft_wrap=True)
-    if e.fix:
-        console.print(f"[bold]fix:[/] {e.fix}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
+from ..errors import GenrecError
+from . import app, console, fail, out, status
 
 
 def _parse_map(pairs: list[str] | None) -> dict[str, str]:
@@ -72,7 +44,8 @@ def prepare(
 
     Config fields: split, max_history, min_rating, user_core, item_core, repeats, name, domain.
     """
-    from .data import PrepareConfig, prepare as run_prepare, read_source
+    from ..data import PrepareConfig, read_source
+    from ..data import prepare as run_prepare
 
     try:
         config = PrepareConfig.build(
@@ -87,16 +60,16 @@ def prepare(
         if download is not None:
             if format != "movielens":
                 raise GenrecError("--download is offered for the movielens format only", "download the files yourself and pass PATH")
-            from .data.sources.download import download_movielens
+            from ..data.sources.download import download_movielens
 
-            with _status(f"downloading {download}"):
+            with status(f"downloading {download}"):
                 path = download_movielens(download)
-        with _status(f"reading {format}"):
+        with status(f"reading {format}"):
             source = read_source(format, path, **options)
-        with _status("preparing") as st:
+        with status("preparing") as st:
             manifest = run_prepare(source, out_dir, config, progress=st)
     except GenrecError as e:
-        _fail(e)
+        fail(e)
     ex = manifest["examples"]
     console.print(
         f"[green]wrote[/] {out_dir}: {manifest['n_users']:,} users, {manifest['n_items']:,} items, "
@@ -115,7 +88,7 @@ def items(
     """List catalogue items, optionally those whose title contains TEXT."""
     import polars as pl
 
-    from .data import Dataset
+    from ..data import Dataset
 
     try:
         ds = Dataset(data_dir)
@@ -125,7 +98,7 @@ def items(
         total = df.height
         df = df.head(limit)
     except GenrecError as e:
-        _fail(e)
+        fail(e)
     rows = [
         {k: v for k, v in r.items() if v is not None and k != "index"} for r in df.to_dicts()
     ]
@@ -146,15 +119,15 @@ def show(
     serialisation: Annotated[str, typer.Option(help="lines, quoted or comma")] = "lines",
 ) -> None:
     """Print the manifest and a few rendered prompts: what the model will be trained on."""
-    from .data import Dataset
-    from .prompts import PromptSpec
+    from ..data import Dataset
+    from ..prompts import PromptSpec
 
     try:
         ds = Dataset(data_dir)
         spec = PromptSpec(template=template, serialisation=serialisation, domain=ds.domain)  # type: ignore[arg-type]
         ex = ds.examples("train").head(n)
     except GenrecError as e:
-        _fail(e)
+        fail(e)
     out.print_json(json.dumps(ds.manifest, ensure_ascii=False))
     titles = ds.catalogue.titles
     for row in ex.iter_rows(named=True):
@@ -162,15 +135,3 @@ def show(
         text = spec.render(spec.prompt(row["history"], key) + spec.response(row["target"]), titles)
         out.rule(f"user {row['user_id']}, target position {row['position']}")
         out.print(text, highlight=False, markup=False)
-
-
-def main() -> None:
-    try:
-        app()
-    except GenrecError as e:  # raised outside a command's own handler
-        console.print(f"[bold red]error:[/] {e}", highlight=False)
-        sys.exit(2)
-
-
-if __name__ == "__main__":
-    main()

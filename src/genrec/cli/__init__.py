@@ -1,0 +1,60 @@
+"""The `genrec` command line. Each sub-command maps onto one typed library function.
+
+This package is the only code that reads ``sys.argv`` or the environment. Commands live
+in one module per concern (data, training, evaluation, serving) and register on ``app``.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+
+import typer
+from rich.console import Console
+
+from ..errors import GenrecError
+
+app = typer.Typer(
+    name="genrec",
+    help="Generative recommendation with large language models (GenRec).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+#: progress and messages go to stderr, results to stdout
+console = Console(stderr=True)
+out = Console()
+
+
+@contextmanager
+def status(message: str):
+    with console.status(message) as st:
+        yield lambda msg: st.update(f"{message}: {msg}")
+
+
+def fail(e: GenrecError) -> None:
+    """Print a GenrecError as `error:` / `fix:` lines and exit with status 2."""
+    console.print(f"[bold red]error:[/] {e.problem}", highlight=False, soft_wrap=True)
+    if e.fix:
+        console.print(f"[bold]fix:[/] {e.fix}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _register() -> None:
+    # imported for their @app.command side effects
+    from . import data  # noqa: F401
+    for optional in ("train", "evaluate", "serve"):
+        try:
+            __import__(f"{__name__}.{optional}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{optional}":
+                raise
+
+
+def main() -> None:
+    _register()
+    try:
+        app()
+    except GenrecError as e:  # raised outside a command's own handler
+        console.print(f"[bold red]error:[/] {e}", highlight=False)
+        sys.exit(2)
