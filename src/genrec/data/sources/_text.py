@@ -1,0 +1,111 @@
+"""Helpers shared by the source readers: decoding, years in titles, finding bad lines.
+
+Readers parse with polars on the fast path. When polars rejects a file (or leaves a
+required field empty) they call :func:`first_bad_line`, a slow line-by-line scan that
+runs only on failure and names the line a person has to fix.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import re
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import polars as pl
+
+from ...errors import DataFormatError
+
+#: a trailing "(1995)" (also "(2006-2007)" series ranges, as in ML-25M) ends a MovieLens title
+YEAR_AT_END = re.compile(r"\((\d{4})(?:\s*[-–]\s*\d{0,4})?\)\s*$")
+_YEAR_AT_END_PL = r"\((\d{4})(?:\s*[-–]\s*\d{0,4})?\)\s*$"
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def year_from_title(title: pl.Expr) -> pl.Expr:
+    """The year in a title's trailing "(YYYY)" as Int32, else null."""
+    return title.str.extract(_YEAR_AT_END_PL, 1).cast(pl.Int32, strict=False)
+
+
+def has_year(title: str) -> bool:
+    return YEAR_AT_END.search(title) is not None
+
+
+def decode_text(data: bytes) -> str:
+    """UTF-8 when the bytes are valid UTF-8, else Latin-1.
+
+    GroupLens wrote ml-100k and ml-1m in Latin-1 and later sets in UTF-8; Latin-1 text
+    with accents is almost never valid UTF-8, so trying UTF-8 first tells them apart.
+    """
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def read_bytes(path: Path) -> bytes:
+    """A file's bytes, gunzipped when it starts with the gzip magic number."""
+    data = path.read_bytes()
+    if data[:2] == GZIP_MAGIC:
+        try:
+            return gzip.decompress(data)
+        except (OSError, EOFError) as e:
+            raise DataFormatError(
+                f"{path} looks gzipped but cannot be decompressed: {e}",
+                "the file is damaged or truncated; download it again",
+            ) from e
+    return data
+
+
+def open_lines(path: Path) -> Iterator[bytes]:
+    """Iterate over a (possibly gzipped) file's lines as bytes, streaming."""
+    with open(path, "rb") as raw:
+        magic = raw.read(2)
+        raw.seek(0)
+        stream: io.BufferedIOBase = gzip.GzipFile(fileobj=raw) if magic == GZIP_MAGIC else raw
+        try:
+            yield from stream
+        except (OSError, EOFError) as e:
+            raise DataFormatError(
+                f"{path} cannot be read to the end: {e}",
+                "the file is damaged or truncated; download it again",
+            ) from e
+
+
+def first_bad_line(
+    lines: Iterable[str], check: Callable[[str], str | None], start: int = 1
+) -> tuple[int, str, str] | None:
+    """The first non-blank line that `check` rejects: (line number, line, reason)."""
+    for n, line in enumerate(lines, start):
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        reason = check(line)
+        if reason is not None:
+            return n, line, reason
+    return None
+
+
+def field_checker(sep: str, n_fields: int, numeric: dict[int, type]) -> Callable[[str], str | None]:
+    """A line check: exactly `n_fields` fields split by `sep`, some of them numbers."""
+
+    def check(line: str) -> str | None:
+        parts = line.split(sep)
+        if len(parts) != n_fields:
+            return f"{len(parts)} fields separated by {sep!r}, expected {n_fields}"
+        for i, kind in numeric.items():
+            try:
+                kind(parts[i])
+            except ValueError:
+                return f"field {i + 1} is {parts[i]!r}, not a number"
+        return None
+
+    return check
+
+
+def malformed(label: str, found: tuple[int, str, str], fix: str) -> DataFormatError:
+    n, line, reason = found
+    shown = line if len(line) <= 120 else line[:117] + "..."
+    return DataFormatError(f"{label} line {n} is malformed ({reason}): {shown!r}", fix)
