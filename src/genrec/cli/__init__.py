@@ -11,6 +11,7 @@ from contextlib import contextmanager
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ..errors import GenrecError
 
@@ -34,9 +35,9 @@ def status(message: str):
 
 def fail(e: GenrecError) -> None:
     """Print a GenrecError as `error:` / `fix:` lines and exit with status 2."""
-    console.print(f"[bold red]error:[/] {e.problem}", highlight=False, soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(e.problem)}", highlight=False, soft_wrap=True)
     if e.fix:
-        console.print(f"[bold]fix:[/] {e.fix}", highlight=False, soft_wrap=True)
+        console.print(f"[bold]fix:[/] {escape(e.fix)}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -56,5 +57,5 @@ def main() -> None:
     try:
         app()
     except GenrecError as e:  # raised outside a command's own handler
-        console.print(f"[bold red]error:[/] {e}", highlight=False)
+        console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
         sys.exit(2)

@@ -1,0 +1,120 @@
+"""`genrec train` and `genrec backbones`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from ..errors import GenrecError
+from . import app, console, fail, out
+
+
+def default_preset() -> str:
+    import torch
+
+    return "recommended" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_train_config(preset: str | None, backbone: str | None, max_steps: int | None, overrides: list[str]):
+    from ..config import load_preset
+    from ..training.config import TrainConfig
+
+    data = load_preset("train", preset or default_preset())
+    if backbone:
+        data["backbone"] = backbone
+    if max_steps:
+        data["max_steps"] = max_steps
+    return TrainConfig.build(data, overrides)
+
+
+class TrainProgress:
+    """A rich progress bar fed by the training loop's log entries."""
+
+    def __init__(self):
+        self.bar = Progress(
+            TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
+            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+            console=console, transient=False,
+        )
+        self.task = None
+
+    def __call__(self, e: dict) -> None:
+        if e["kind"] == "start":
+            self.bar.start()
+            self.task = self.bar.add_task("train", total=e["total"], completed=e["step"], info="")
+        elif e["kind"] == "train" and self.task is not None:
+            self.bar.update(self.task, completed=e["step"], info=f"loss {e['loss']:.3f}  {e['tokens_per_second']:.0f} tok/s")
+        elif e["kind"] == "eval":
+            shown = {k.removeprefix("valid_"): round(v, 4) for k, v in e.items() if k.startswith("valid_")}
+            self.bar.console.print(f"step {e['step']} validation: {shown}")
+
+    def stop(self) -> None:
+        self.bar.stop()
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
+def train(
+    data_dir: Annotated[Path, typer.Argument(help="a dataset folder from `genrec prepare`")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="config overrides as key=value (e.g. lr=1e-3 lora.r=16)")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="run folder to write")] = Path("runs/genrec"),
+    backbone: Annotated[str | None, typer.Option(help="smollm2-135m (packaged), tiny-random-llama, a local folder or a hub name")] = None,
+    preset: Annotated[str | None, typer.Option(help="paper, recommended or cpu (default: cpu without a GPU, else recommended), or a YAML file")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="stop after N optimizer steps")] = None,
+    resume: Annotated[bool, typer.Option(help="continue the run in --out from its last checkpoint")] = False,
+    overwrite: Annotated[bool, typer.Option(help="replace a run already in --out")] = False,
+    show_config: Annotated[bool, typer.Option(help="print the resolved config and exit")] = False,
+) -> None:
+    """Fine-tune a backbone with LoRA to write the next item's title (GenRec).
+
+    Writes RUN_DIR/adapter (PEFT format), config.yaml, train_log.jsonl, run.json and
+    checkpoints/. Runs unchanged under `accelerate launch -m genrec train ...` or
+    `torchrun --nproc_per_node N -m genrec train ...`. Config fields (override as key=value):
+    backbone, template, serialisation, item_repr, loss_on, windows, windows_per_user,
+    max_history, max_users, cutoff_len, lora.r, lora.alpha, lora.dropout, lora.target_modules,
+    lora.layers, lr, schedule, warmup_steps, epochs, max_steps, max_minutes, batch_size,
+    effective_batch, group_by_length, seed, dtype, quantization, eval_every, eval_users,
+    metric, select_best, early_stopping_patience, save_every.
+    """
+    from ..training.loop import train as run_train
+
+    try:
+        if resume and not overrides and not backbone and not preset and not max_steps:
+            from ..training.rundir import RunDir
+
+            cfg = RunDir(out_dir).config()
+        else:
+            cfg = resolve_train_config(preset, backbone, max_steps, overrides or [])
+        if show_config:
+            out.print(cfg.to_yaml(), highlight=False)
+            return
+        bar = TrainProgress()
+        t0 = time.perf_counter()
+        try:
+            info = run_train(data_dir, out_dir, cfg, resume=resume, overwrite=overwrite, progress=bar)
+        finally:
+            bar.stop()
+    except GenrecError as e:
+        fail(e)
+    except KeyboardInterrupt:
+        console.print(f"[yellow]interrupted[/]: the last checkpoint in {out_dir}/checkpoints is complete; continue with --resume")
+        raise typer.Exit(130) from None
+    console.print(
+        f"[green]{info['status']}[/] {out_dir}: {info['steps_done']} steps, {info['examples_seen']:,} examples, "
+        f"{info['train_seconds']:.0f} s of training ({time.perf_counter() - t0:.0f} s in all); adapter from step {info['adapter_step']}"
+    )
+
+
+@app.command()
+def backbones() -> None:
+    """List the backbones available here (packaged default, test model, Hugging Face cache)."""
+    from ..model.backbone import list_backbones
+
+    t = Table("name", "state", "description")
+    for row in list_backbones():
+        t.add_row(row["name"], row["state"], row["description"])
+    out.print(t)

@@ -1,0 +1,86 @@
+"""Validation during training: loss on the response, and HR@10/NDCG@10 from decoding.
+
+A fixed, seeded sample of validation users is scored at every validation, so numbers
+are comparable across steps and runs. The loss is always taken on the response only
+(whatever ``loss_on`` trains), and ``title_logprob`` is the mean log-probability of the
+whole true item (FINDINGS.md measured −30.7 zero-shot for SmolLM2 on ml-latest-small;
+a uniform guess over 9k titles is −9.1). Judge learning by HR/NDCG, not loss: much of an
+early loss drop is the model learning the format and the years.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ..data.dataset import Dataset
+from ..model.encoding import IGNORE, Codec
+from ..prompts import PromptSpec
+from .losses import pad_batch, token_losses
+
+
+class Validator:
+    def __init__(self, ds: Dataset, codec: Codec, spec: PromptSpec, n_users: int, seed: int, beams: int, decode: bool, batch_size: int = 8):
+        ex = ds.examples("valid")
+        if ex.height == 0:
+            ex = ds.examples("test").head(0)
+        rng = np.random.default_rng(seed)
+        rows = np.sort(rng.choice(ex.height, size=min(n_users, ex.height), replace=False)) if ex.height else np.array([], dtype=int)
+        sub = ex[rows.tolist()] if len(rows) else ex
+        seqs = ds.sequences
+        index_of_user = {u: i for i, u in enumerate(seqs.user_ids)}
+        self.items = []
+        for r in sub.iter_rows(named=True):
+            u = index_of_user[r["user_id"]]
+            seen = seqs.items[seqs.offsets[u] : seqs.offsets[u] + r["position"]]
+            self.items.append((f"{r['user_id']}:{r['position']}", r["history"], r["target"], np.unique(seen).tolist()))
+        self.codec, self.spec = codec, spec
+        self.beams, self.decode, self.batch_size = beams, decode, batch_size
+        self._decoder_parts = None
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @torch.inference_mode()
+    def __call__(self, model) -> dict:
+        if not self.items:
+            return {}
+        was_training = model.training
+        model.eval()
+        device = next(model.parameters()).device
+        total_loss, total_tokens, title_lp = 0.0, 0, []
+        for start in range(0, len(self.items), self.batch_size):
+            chunk = self.items[start : start + self.batch_size]
+            encoded = [self.codec.encode(self.spec.prompt(h, k), self.spec.response(t), "response") for k, h, t, _ in chunk]
+            ids, mask, labels = pad_batch(encoded, self.codec.pad_id, device)
+            losses = token_losses(model, ids, mask, labels)  # per labelled token, row-major
+            per_row = (labels[:, 1:] != IGNORE).sum(1).tolist()
+            for part in torch.split(losses, per_row):
+                title_lp.append(-part.sum().item())
+            total_loss += losses.sum().item()
+            total_tokens += losses.numel()
+        out = {"valid_loss": total_loss / max(total_tokens, 1), "valid_title_logprob": float(np.mean(title_lp))}
+        if self.decode:
+            out.update(self._ranking(model))
+        if was_training:
+            model.train()
+        return out
+
+    def _ranking(self, model) -> dict:
+        try:
+            from ..decoding import Decoder, build_trie
+        except ImportError:  # decoding not available in this build
+            return {}
+        if self._decoder_parts is None:
+            self._decoder_parts = build_trie(self.codec)
+        decoder = Decoder(model, self.codec, self._decoder_parts, mode="beam", beams=self.beams)
+        prompts = [self.codec.encode(self.spec.prompt(h, k))[0] for k, h, _, _ in self.items]
+        ranked = decoder.topk(prompts, k=10, exclude=[s for *_, s in self.items])
+        hits, ndcg = [], []
+        for row, (_, _, target, _) in zip(ranked.items, self.items, strict=True):
+            where = np.flatnonzero(row == target)
+            hits.append(1.0 if len(where) else 0.0)
+            ndcg.append(1.0 / math.log2(where[0] + 2) if len(where) else 0.0)
+        return {"valid_hr@10": float(np.mean(hits)), "valid_ndcg@10": float(np.mean(ndcg))}
