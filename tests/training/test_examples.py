@@ -1,0 +1,101 @@
+import numpy as np
+import pytest
+
+from genrec.data import Dataset
+from genrec.errors import ConfigError
+from genrec.training.config import TrainConfig
+from genrec.training.examples import build_examples, micro_batches, step_batches
+
+
+def test_step_batches_are_a_function_of_seed_and_epoch():
+    lengths = np.random.default_rng(0).integers(10, 200, size=1000)
+    a = step_batches(lengths, 32, seed=1, epoch=0, group_by_length=True)
+    b = step_batches(lengths, 32, seed=1, epoch=0, group_by_length=True)
+    c = step_batches(lengths, 32, seed=1, epoch=1, group_by_length=True)
+    assert len(a) == 1000 // 32
+    assert all((x == y).all() for x, y in zip(a, b, strict=True))
+    assert any((x != y).any() for x, y in zip(a, c, strict=True))
+    seen = np.concatenate(a)
+    assert len(np.unique(seen)) == len(seen)  # no example twice in an epoch
+
+
+def test_length_grouping_reduces_padding():
+    lengths = np.random.default_rng(0).integers(10, 200, size=2048)
+
+    def padded(group):
+        total = 0
+        for step in step_batches(lengths, 32, seed=0, epoch=0, group_by_length=group):
+            for mb in micro_batches(step, lengths, 8):
+                total += lengths[mb].max() * len(mb)
+        return total
+
+    waste_grouped = padded(True) - lengths.sum()
+    waste_plain = padded(False) - lengths.sum()
+    assert waste_grouped < 0.2 * waste_plain
+
+
+def test_step_contents_do_not_depend_on_micro_batch_size():
+    lengths = np.random.default_rng(0).integers(10, 200, size=256)
+    step = step_batches(lengths, 16, seed=0, epoch=0, group_by_length=True)[0]
+    a = np.concatenate(micro_batches(step, lengths, 8))
+    b = np.concatenate(micro_batches(step, lengths, 4))
+    assert sorted(a) == sorted(b) == sorted(step)
+
+
+def test_windows(bundled_dir):
+    ds = Dataset(bundled_dir)
+    seqs = ds.sequences
+    all_ = build_examples(ds, TrainConfig.build({"windows": "all", "max_users": 5}))
+    recent = build_examples(ds, TrainConfig.build({"windows": "recent", "windows_per_user": 2, "max_users": 5}))
+    chunks = build_examples(ds, TrainConfig.build({"windows": "chunks", "max_users": 5, "max_history": 4}))
+    assert len(recent) == 10
+    assert len(all_) > len(chunks) > 0
+    assert all(len(e.history) <= 4 for e in chunks)
+    # chunks tile each user's training part without overlap and end at its last item
+    users = {e.key.split(":")[0] for e in chunks}
+    for uid in users:
+        u = seqs.user_ids.index(uid)
+        train = seqs.items[seqs.offsets[u] : seqs.offsets[u] + seqs.n_train[u]].tolist()
+        mine = [e for e in chunks if e.key.split(":")[0] == uid]
+        flat = [x for e in mine for x in e.history + [e.target]]
+        assert flat == train[len(train) - len(flat) :]
+        assert mine[-1].target == train[-1]
+
+
+def test_training_examples_never_reach_validation_or_test(bundled_dir):
+    ds = Dataset(bundled_dir)
+    seqs = ds.sequences
+    for windows in ("all", "chunks", "recent"):
+        for e in build_examples(ds, TrainConfig.build({"windows": windows, "max_users": 30})):
+            uid, pos = e.key.split(":")
+            u = seqs.user_ids.index(uid)
+            assert int(pos) < seqs.n_train[u]
+
+
+def test_batch_size_must_divide():
+    with pytest.raises(ConfigError, match="not a multiple of batch_size"):
+        TrainConfig.build({"batch_size": 8, "effective_batch": 12})
+
+
+def test_unknown_keys_are_errors():
+    with pytest.raises(ConfigError) as e:
+        TrainConfig.build({"lrr": 1, "lora": {"rank": 4}})
+    assert "lrr: unknown key" in str(e.value) and "lora.rank: unknown key" in str(e.value)
+
+
+@pytest.mark.parametrize("preset", ["paper", "recommended", "cpu"])
+def test_presets_validate(preset):
+    from genrec.config import load_preset
+
+    cfg = TrainConfig.build(load_preset("train", preset))
+    assert cfg.effective_batch % cfg.batch_size == 0
+
+
+def test_paper_preset_has_the_papers_settings():
+    from genrec.config import load_preset
+
+    cfg = TrainConfig.build(load_preset("train", "paper"))
+    assert (cfg.lora.r, cfg.lora.alpha, cfg.lora.dropout) == (8, 16, 0.05)
+    assert cfg.lora.target_modules == ["q_proj", "v_proj"]
+    assert (cfg.lr, cfg.epochs, cfg.effective_batch, cfg.warmup_steps, cfg.cutoff_len) == (3e-4, 3, 128, 100, 256)
+    assert cfg.loss_on == "all"
