@@ -70,11 +70,11 @@ class Validator:
 
     def _ranking(self, model) -> dict:
         try:
-            from ..decoding import Decoder, build_trie
+            from ..decoding import Decoder, Trie
         except ImportError:  # decoding not available in this build
             return {}
         if self._decoder_parts is None:
-            self._decoder_parts = build_trie(self.codec)
+            self._decoder_parts = Trie.build(self.codec)
         decoder = Decoder(model, self.codec, self._decoder_parts, mode="beam", beams=self.beams)
         prompts = [self.codec.encode(self.spec.prompt(h, k))[0] for k, h, _, _ in self.items]
         ranked = decoder.topk(prompts, k=10, exclude=[s for *_, s in self.items])
