@@ -172,7 +172,8 @@ def prepare(source: SourceData, out: str | Path, config: PrepareConfig | None = 
     items, catalogue_report = clean_catalogue(items)
     known = items.select("item_id")
     before = inter.height
-    inter = inter.join(known, on="item_id", how="semi", maintain_order="left")
+    if known.height < used.height:  # else every used item kept its title: skip a full copy
+        inter = inter.join(known, on="item_id", how="semi", maintain_order="left")
     dropped_events = before - inter.height
 
     step("filters")
@@ -191,6 +192,8 @@ def prepare(source: SourceData, out: str | Path, config: PrepareConfig | None = 
     step("sequences")
     ordered = order_events(inter)
     seqs = build_sequences(ordered, items.select("item_id", "index"), config.split)
+    n_interactions = inter.height
+    del ordered, inter  # tens of millions of rows at ML-25M scale; the windows below need the room
 
     with atomic_dir(out) as tmp:
         step("writing")
@@ -215,7 +218,7 @@ def prepare(source: SourceData, out: str | Path, config: PrepareConfig | None = 
             "domain": config.domain or source.domain,
             "n_users": seqs.n_users,
             "n_items": items.height,
-            "n_interactions": int(inter.height),
+            "n_interactions": int(n_interactions),
             "examples": counts,
             "split": config.split,
             "max_history": config.max_history,

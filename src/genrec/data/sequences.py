@@ -197,8 +197,16 @@ def window_examples(seqs: Sequences, part: Literal["train", "valid", "test"], ma
     np.cumsum(hist_len, out=list_offsets[1:])
     starts = glob - hist_len
     total = int(list_offsets[-1])
-    gather = np.repeat(starts - list_offsets[:-1], hist_len) + np.arange(total, dtype=np.int64)
-    history_values = seqs.items[gather]
+    # Gather the histories a block of examples at a time: one int64 index array for all of
+    # them is 8 bytes x examples x max_history (2 GB and more at ML-25M scale).
+    history_values = np.empty(total, dtype=np.int32)
+    shift = starts - list_offsets[:-1]
+    block = 1 << 20
+    for a in range(0, len(pos), block):
+        b = min(a + block, len(pos))
+        lo_v, hi_v = int(list_offsets[a]), int(list_offsets[b])
+        gather = np.repeat(shift[a:b], hist_len[a:b]) + np.arange(lo_v, hi_v, dtype=np.int64)
+        history_values[lo_v:hi_v] = seqs.items[gather]
     offs = pa.array(list_offsets.astype(np.int32) if total < 2**31 else list_offsets)
     list_type = pa.ListArray if offs.type == pa.int32() else pa.LargeListArray
     users = pa.DictionaryArray.from_arrays(pa.array(user, pa.int32()), pa.array(seqs.user_ids, pa.string()))

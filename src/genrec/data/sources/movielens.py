@@ -128,19 +128,22 @@ def _locate(path: Path) -> _Release:
     )
 
 
-def _parse_failure(release: _Release, file: str, sep: str, n_fields: int, numeric: dict,
-                   header: bool, error: Exception | None) -> DataFormatError:
-    """Name the first bad line of a file polars rejected (slow scan, failures only)."""
+#: how each layout's ratings lines are split: separator, and whether a header line comes first
+_RATINGS_SPLIT = {"100k": ("\t", False), "dat": ("::", False), "csv": (",", True)}
+#: user, item, rating and timestamp are all numbers in every GroupLens ratings file
+_RATING_NUMERIC = {0: int, 1: int, 2: float, 3: int}
+
+
+def _parse_failure(release: _Release, file: str, error: Exception | None) -> DataFormatError:
+    """Name the first bad line of a ratings file polars rejected (slow scan, failures only)."""
+    sep, header = _RATINGS_SPLIT[release.layout]
     lines = decode_text(release.read_bytes(file)).splitlines()
-    found = first_bad_line(lines[1:] if header else lines, field_checker(sep, n_fields, numeric),
+    found = first_bad_line(lines[1:] if header else lines, field_checker(sep, 4, _RATING_NUMERIC),
                            start=2 if header else 1)
     if found is not None:
         return malformed(release.label(file), found, _FIX_LINE)
     detail = f": {str(error).splitlines()[0]}" if error else ""
     return DataFormatError(f"{release.label(file)} cannot be parsed{detail}", _FIX_LINE)
-
-
-_RATING_NUMERIC = {0: int, 1: int, 2: float, 3: int}
 
 
 def _read_ratings(release: _Release) -> pl.DataFrame:
@@ -154,11 +157,10 @@ def _read_ratings(release: _Release) -> pl.DataFrame:
             df = pl.read_csv(src, separator=":", has_header=False, schema=schema, quote_char=None)
             shifted = df.select(pl.any_horizontal(pl.col("_a", "_b", "_c").is_not_null()).any()).item()
             df = df.select("user_id", "item_id", "timestamp", "rating")
-            sep, n_fields, header = "::", 4, False
         elif release.layout == "100k":
             schema = {"user_id": pl.Utf8, "item_id": pl.Utf8, "rating": pl.Float64, "timestamp": pl.Int64}
             df = pl.read_csv(src, separator="\t", has_header=False, schema=schema, quote_char=None)
-            shifted, sep, n_fields, header = False, "\t", 4, False
+            shifted = False
         else:
             df = pl.read_csv(
                 src,
@@ -174,19 +176,17 @@ def _read_ratings(release: _Release) -> pl.DataFrame:
             df = df.select(
                 pl.col("userId").alias("user_id"), pl.col("movieId").alias("item_id"), "timestamp", "rating"
             )
-            shifted, sep, n_fields, header = False, ",", 4, True
+            shifted = False
     except (pl.exceptions.ComputeError, pl.exceptions.SchemaError, pl.exceptions.NoDataError) as e:
-        numeric = {} if release.layout == "csv" else _RATING_NUMERIC
-        raise _parse_failure(release, file, LAYOUTS_SEP[release.layout], 4, numeric,
-                             release.layout == "csv", e) from e
-    # A blank line parses as a row of nulls; drop those (the line scan skips them too).
-    df = df.filter(~pl.all_horizontal(pl.all().is_null()))
-    if shifted or df.select(pl.any_horizontal(pl.all().is_null()).any()).item():
-        raise _parse_failure(release, file, sep, n_fields, _RATING_NUMERIC, header, None)
+        raise _parse_failure(release, file, e) from e
+    if df.null_count().sum_horizontal().item():  # cheap: null counts are kept per column
+        # a blank line parses as a row of nulls: drop those (the line scan skips them too);
+        # any other empty field is a short line
+        df = df.filter(~pl.all_horizontal(pl.all().is_null()))
+        shifted = shifted or df.select(pl.any_horizontal(pl.all().is_null()).any()).item()
+    if shifted:
+        raise _parse_failure(release, file, None)
     return df
-
-
-LAYOUTS_SEP = {"100k": "\t", "dat": "::", "csv": ","}
 
 
 def _genre_list(genres: pl.Expr) -> pl.Expr:
@@ -200,8 +200,8 @@ def _genre_list(genres: pl.Expr) -> pl.Expr:
 def _read_movies_100k(release: _Release) -> pl.DataFrame:
     names = list(ML100K_GENRES)
     if release.exists("u.genre"):
-        pairs = [ln.split("|") for ln in decode_text(release.read_bytes("u.genre")).splitlines() if ln.strip()]
-        by_index = {int(i): g for g, i in pairs if i.strip().isdigit()}
+        pairs = [ln.split("|") for ln in decode_text(release.read_bytes("u.genre")).splitlines()]
+        by_index = {int(p[1]): p[0] for p in pairs if len(p) == 2 and p[1].strip().isdigit()}
         if sorted(by_index) == list(range(len(by_index))) and by_index:
             names = [by_index[i] for i in range(len(by_index))]
     n_fields = 5 + len(names)
@@ -249,7 +249,7 @@ def _read_movies_dat(release: _Release) -> pl.DataFrame:
         genres.append(parts[2])
     df = pl.DataFrame({"item_id": ids, "title": titles, "genres": genres},
                       schema={"item_id": pl.Utf8, "title": pl.Utf8, "genres": pl.Utf8})
-    return df.with_columns(_genre_list(pl.col("genres")), year_from_title(pl.col("title")).alias("year"))
+    return df.with_columns(_genre_list(pl.col("genres")).alias("genres"), year_from_title(pl.col("title")).alias("year"))
 
 
 def _read_movies_csv(release: _Release) -> pl.DataFrame:
