@@ -68,7 +68,7 @@ class PerUser:
 
     def ndcgs(self, k_max: int | None = None) -> np.ndarray:
         """(n, k_max) float: column K-1 is NDCG@K per user."""
-        gain = np.where(self.rank >= 1, 1.0 / np.log2(self.rank.astype(np.float64) + 1.0), 0.0)
+        gain = 1.0 / np.log2(np.maximum(self.rank, 1).astype(np.float64) + 1.0) * (self.rank >= 1)
         return self.hits(k_max) * gain[:, None]
 
     def reciprocal_rank(self) -> np.ndarray:

@@ -66,10 +66,17 @@ def top_k_from_scores(scores: np.ndarray, k: int, exclude: Sequence[Sequence[int
             if len(hist):
                 scores[u, np.asarray(hist, dtype=np.int64)] = -np.inf
     k_eff = min(k, n_items)
-    # argpartition then a stable sort of the candidates by (-score, index)
-    part = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff] if k_eff < n_items else np.tile(np.arange(n_items), (n_users, 1))
+    if k_eff < n_items and n_users:
+        # argpartition picks an arbitrary member of a tie at the k-th score, so take every
+        # item scoring at least each row's k-th best (m of them; the top-max(m) partition
+        # holds them all), then a stable sort of the candidates by (-score, index)
+        kth = -np.partition(-scores, k_eff - 1, axis=1)[:, k_eff - 1]
+        m = int((scores >= kth[:, None]).sum(axis=1).max())
+        part = np.argpartition(-scores, m - 1, axis=1)[:, :m] if m < n_items else np.tile(np.arange(n_items), (n_users, 1))
+    else:
+        part = np.tile(np.arange(n_items), (n_users, 1))
     cand_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.lexsort((part, -cand_scores), axis=1)
+    order = np.lexsort((part, -cand_scores), axis=1)[:, :k_eff]
     items = np.take_along_axis(part, order, axis=1)
     top = np.take_along_axis(cand_scores, order, axis=1)
     items = np.where(np.isneginf(top), NO_ITEM, items)

@@ -1,0 +1,153 @@
+"""`genrec evaluate` and `genrec compare`: full-catalogue evaluation of a method, and tables
+and paired tests across evaluations.
+
+Method construction is the library's ``genrec.recommenders.build_method``; this module
+only turns options into its arguments, shows progress, and reads the launcher's
+``WORLD_SIZE`` to shard users under ``torchrun`` / ``accelerate launch``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from ..config import parse_overrides
+from ..errors import GenrecError
+from . import app, console, fail, out
+
+
+class _UsersPerSecond(ProgressColumn):
+    def render(self, task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.1f} users/s" if speed else "– users/s", style="progress.data.speed")
+
+
+@app.command()
+def evaluate(
+    data_dir: Annotated[Path, typer.Argument(help="a prepared dataset folder")],
+    method: Annotated[str, typer.Option(help="popularity, last-item or sasrec")] = "popularity",
+    out_dir: Annotated[Path, typer.Option("--out", help="evaluation folder to write (replaced atomically)")] = Path("eval"),
+    split: Annotated[str, typer.Option(help="test or valid")] = "test",
+    limit: Annotated[int | None, typer.Option(help="evaluate a random subset of this many users (drawn with --seed)")] = None,
+    k_max: Annotated[int, typer.Option(help="length of every ranked list; HR/NDCG are reported for K = 1..k-max")] = 20,
+    keep_seen: Annotated[bool, typer.Option("--keep-seen", help="do not exclude items from the user's history")] = False,
+    seed: Annotated[int, typer.Option(help="seed of the user subset, the bootstrap and the method's training")] = 0,
+    history: Annotated[str, typer.Option(help="full (whole prefix; the default) or window (the dataset's capped history)")] = "full",
+    batch_size: Annotated[int, typer.Option(help="users per recommend() call")] = 256,
+    resamples: Annotated[int, typer.Option(help="bootstrap resamples for the confidence intervals")] = 1000,
+    model: Annotated[Path | None, typer.Option(help="load a saved model (e.g. from --save-model) instead of training")] = None,
+    save_model: Annotated[Path | None, typer.Option(help="save the trained model to this folder")] = None,
+    epochs: Annotated[int | None, typer.Option(help="sasrec: at most this many epochs")] = None,
+    patience: Annotated[int | None, typer.Option(help="sasrec: stop after this many validations without improvement")] = None,
+    max_minutes: Annotated[float | None, typer.Option(help="sasrec: training time budget in minutes")] = None,
+    threads: Annotated[int | None, typer.Option(help="sasrec: torch CPU threads")] = None,
+    device: Annotated[str | None, typer.Option(help="sasrec: torch device (cpu, cuda)")] = None,
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="method config field, KEY=VALUE (repeatable), e.g. --set hidden=128 --set n_last=3")] = None,
+) -> None:
+    """Rank the full catalogue for every user of a split and write metrics.json, rankings.parquet, report.md, plot.png.
+
+    Seen items are excluded unless --keep-seen. Metrics: HR@K and NDCG@K (K = 1..k-max),
+    MRR, valid rate, coverage@10, popularity bias, 95% bootstrap intervals, users/s.
+    Under `torchrun --nproc_per_node N -m genrec evaluate ...` users are sharded across
+    the processes and rank 0 writes the same outputs as one process would.
+
+    Method config fields (--set KEY=VALUE): sasrec: hidden, blocks, heads, dropout,
+    max_len, lr, weight_decay, batch_size, epochs, patience, eval_every, max_minutes, seed,
+    threads, device; last-item: n_last, decay, year, tie_break, k1, b; popularity: none.
+    """
+    from ..data import Dataset
+    from ..evaluation import distributed, write_eval
+    from ..evaluation import evaluate as run_evaluate
+    from ..recommenders import METHODS, build_method
+
+    try:
+        distributed.init(int(os.environ.get("WORLD_SIZE", "1")))
+        rank, world = distributed.rank_and_world()
+        main = rank == 0
+        if split not in ("test", "valid"):
+            raise GenrecError(f"--split {split!r} is not test or valid", "use --split test or --split valid")
+        if method not in METHODS:
+            raise GenrecError(f"unknown method {method!r}", f"use one of: {', '.join(METHODS)}")
+        ds = Dataset(data_dir)
+        options: dict = parse_overrides(overrides or [])
+        options.update(
+            {k: v for k, v in dict(epochs=epochs, patience=patience, max_minutes=max_minutes, threads=threads, device=device).items() if v is not None}
+        )
+        config_class = getattr(METHODS[method], "config_class", None)
+        if model is None and config_class is not None and "seed" in config_class.model_fields:
+            options.setdefault("seed", seed)
+        if model is not None:
+            options["model"] = model
+        say = (lambda msg: console.print(f"[dim]{method}:[/] {msg}", highlight=False)) if main else None
+        with console.status(f"preparing {method}") if main else _nothing():
+            rec = build_method(method, ds, options, progress=say)
+        if save_model is not None and main:
+            rec.save(save_model)
+            console.print(f"[green]saved[/] the {method} model to {save_model}")
+        columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), _UsersPerSecond(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
+        with Progress(*columns, console=console, disable=not main) as bar:
+            task = bar.add_task(f"evaluating {method}" + (f" (rank 0 of {world})" if world > 1 else ""), total=None)
+            result = run_evaluate(
+                rec, ds, split=split, k_max=k_max, limit=limit, seed=seed, batch_size=batch_size,
+                exclude_seen=not keep_seen, history=history, n_resamples=resamples,  # type: ignore[arg-type]
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        if result is not None:
+            write_eval(result, out_dir)
+    except GenrecError as e:
+        fail(e)
+    finally:
+        distributed.finish()
+    if result is None:
+        return
+    s = result.summary()
+    ci = s["ci"]
+    out.print(
+        f"{method} on {s['dataset']} ({split}, {s['n_users']:,} users): "
+        f"HR@10 {s['hr@10']:.4f} [{ci['hr@10'][0]:.4f}, {ci['hr@10'][1]:.4f}]  "
+        f"NDCG@10 {s['ndcg@10']:.4f} [{ci['ndcg@10'][0]:.4f}, {ci['ndcg@10'][1]:.4f}]  "
+        f"MRR {s['mrr']:.4f}  coverage@10 {s['coverage']:.4f}  {s['users_per_second']:,.1f} users/s"
+        if k_max >= 10
+        else f"{method}: MRR {s['mrr']:.4f}",
+        highlight=False,
+    )
+    console.print(f"[green]wrote[/] {out_dir}/metrics.json, rankings.parquet, report.md, plot.png")
+
+
+class _nothing:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+@app.command()
+def compare(
+    eval_dirs: Annotated[list[Path], typer.Argument(help="two or more folders written by `genrec evaluate`")],
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for comparison.md, comparison.json and plot.png")] = Path("comparison"),
+    resamples: Annotated[int, typer.Option(help="paired bootstrap resamples")] = 1000,
+    seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
+) -> None:
+    """Compare evaluations of the same dataset and split: a table, one plot, paired tests against the first."""
+    from ..evaluation import compare as run_compare
+
+    try:
+        result = run_compare(eval_dirs, out_dir, n_resamples=resamples, seed=seed)
+    except GenrecError as e:
+        fail(e)
+    out.print((out_dir / "comparison.md").read_text(encoding="utf-8"), highlight=False, markup=False)
+    console.print(f"[green]wrote[/] {out_dir} ({len(result['methods'])} methods, {result['paired_users']:,} paired users)")
