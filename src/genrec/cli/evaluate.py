@@ -38,15 +38,20 @@ class _UsersPerSecond(ProgressColumn):
 @app.command()
 def evaluate(
     data_dir: Annotated[Path, typer.Argument(help="a prepared dataset folder")],
-    method: Annotated[str, typer.Option(help="popularity, last-item or sasrec")] = "popularity",
+    method: Annotated[str | None, typer.Option(help="popularity, last-item, sasrec, or genrec (implied by --run)")] = None,
+    run: Annotated[Path | None, typer.Option(help="a run folder from `genrec train`: evaluate the fine-tuned LLM")] = None,
+    decode: Annotated[str, typer.Option(help="genrec: beam (constrained), exact (best-first top-K) or free (the paper's, mapped to items)")] = "beam",
+    beams: Annotated[int, typer.Option(help="genrec: beam width (>= k)")] = 10,
+    grounding: Annotated[str, typer.Option(help="genrec --decode free: exact (the paper's string match), bm25 or embedding")] = "exact",
+    renormalise: Annotated[bool, typer.Option(help="genrec: score tokens among the catalogue's continuations only")] = False,
     out_dir: Annotated[Path, typer.Option("--out", help="evaluation folder to write (replaced atomically)")] = Path("eval"),
     split: Annotated[str, typer.Option(help="test or valid")] = "test",
     limit: Annotated[int | None, typer.Option(help="evaluate a random subset of this many users (drawn with --seed)")] = None,
-    k_max: Annotated[int, typer.Option(help="length of every ranked list; HR/NDCG are reported for K = 1..k-max")] = 20,
+    k_max: Annotated[int | None, typer.Option(help="length of every ranked list; HR/NDCG are reported for K = 1..k-max (default 20; genrec: the beam width)")] = None,
     keep_seen: Annotated[bool, typer.Option("--keep-seen", help="do not exclude items from the user's history")] = False,
     seed: Annotated[int, typer.Option(help="seed of the user subset, the bootstrap and the method's training")] = 0,
     history: Annotated[str, typer.Option(help="full (whole prefix; the default) or window (the dataset's capped history)")] = "full",
-    batch_size: Annotated[int, typer.Option(help="users per recommend() call")] = 256,
+    batch_size: Annotated[int | None, typer.Option(help="users per recommend() call (default 256; 16 for genrec)")] = None,
     resamples: Annotated[int, typer.Option(help="bootstrap resamples for the confidence intervals")] = 1000,
     model: Annotated[Path | None, typer.Option(help="load a saved model (e.g. from --save-model) instead of training")] = None,
     save_model: Annotated[Path | None, typer.Option(help="save the trained model to this folder")] = None,
@@ -64,7 +69,9 @@ def evaluate(
     Under `torchrun --nproc_per_node N -m genrec evaluate ...` users are sharded across
     the processes and rank 0 writes the same outputs as one process would.
 
-    Method config fields (--set KEY=VALUE): sasrec: hidden, blocks, heads, dropout,
+    genrec: `--run RUN_DIR` with `--decode beam|exact|free`, `--beams`, `--grounding`,
+    `--renormalise` (histories are cut to the run's prompt window; seen items are still
+    all excluded). Method config fields (--set KEY=VALUE): sasrec: hidden, blocks, heads, dropout,
     max_len, lr, weight_decay, batch_size, epochs, patience, eval_every, max_minutes, seed,
     threads, device; last-item: n_last, decay, year, tie_break, k1, b; popularity: none.
     """
@@ -77,6 +84,13 @@ def evaluate(
         distributed.init(int(os.environ.get("WORLD_SIZE", "1")))
         rank, world = distributed.rank_and_world()
         main = rank == 0
+        if run is not None:
+            if method not in (None, "genrec"):
+                raise GenrecError(f"--run evaluates the genrec method, not {method!r}", "drop --method or --run")
+            method = "genrec"
+        method = method or "popularity"
+        if method == "genrec" and run is None and model is None:
+            raise GenrecError("--method genrec needs --run RUN_DIR", "train one with `genrec train` first")
         if split not in ("test", "valid"):
             raise GenrecError(f"--split {split!r} is not test or valid", "use --split test or --split valid")
         if method not in METHODS:
@@ -91,6 +105,15 @@ def evaluate(
             options.setdefault("seed", seed)
         if model is not None:
             options["model"] = model
+        if method == "genrec":
+            options.update(run=run or model, decode=decode, beams=beams, grounding=grounding, renormalise=renormalise)
+            options.pop("model", None)
+            options.pop("seed", None)
+            if k_max is None:
+                k_max = beams if decode != "exact" else 20
+            elif decode != "exact" and k_max > beams:
+                raise GenrecError(f"--k-max {k_max} is larger than the beam width {beams}", f"pass --beams {k_max} or a smaller --k-max")
+        k_max = 20 if k_max is None else k_max
         say = (lambda msg: console.print(f"[dim]{method}:[/] {msg}", highlight=False)) if main else None
         with console.status(f"preparing {method}") if main else _nothing():
             rec = build_method(method, ds, options, progress=say)
@@ -101,7 +124,8 @@ def evaluate(
         with Progress(*columns, console=console, disable=not main) as bar:
             task = bar.add_task(f"evaluating {method}" + (f" (rank 0 of {world})" if world > 1 else ""), total=None)
             result = run_evaluate(
-                rec, ds, split=split, k_max=k_max, limit=limit, seed=seed, batch_size=batch_size,
+                rec, ds, split=split, k_max=k_max, limit=limit, seed=seed,
+                batch_size=batch_size or (16 if method == "genrec" else 256),
                 exclude_seen=not keep_seen, history=history, n_resamples=resamples,  # type: ignore[arg-type]
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )

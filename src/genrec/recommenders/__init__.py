@@ -41,9 +41,9 @@ METHODS: Mapping[str, type[Recommender]] = _Methods(
         "popularity": ".popularity:Popularity",
         "last-item": ".last_item:LastItemBM25",
         "sasrec": ".sasrec:SASRec",
-        # "genrec": the fine-tuned LLM (title generation) is added here. A class with a
-        # `from_options(dataset, options, progress=None)` classmethod builds itself from
-        # the options (e.g. `run`, the folder `genrec train` wrote; the CLI's `--run`).
+        # the fine-tuned LLM; its `from_options(dataset, options)` loads the run folder
+        # `genrec train` wrote (option `run`, the CLI's `--run`)
+        "genrec": ".genrec:GenRec",
     }
 )
 

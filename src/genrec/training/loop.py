@@ -168,7 +168,6 @@ def train(
     model.train()
     epoch_cache: dict[int, list[np.ndarray]] = {}
     status = "finished"
-    started = time.perf_counter() - state["train_seconds"]
     try:
         while state["step"] < total_steps:
             step = state["step"]
@@ -202,7 +201,7 @@ def train(
             state["step"] = step + 1
             state["tokens_seen"] += int(totals[1].item())
             state["examples_seen"] += len(batch)
-            state["train_seconds"] = time.perf_counter() - started
+            state["train_seconds"] += dt  # optimizer steps only: validation time is not training time
             if state["step"] % cfg.log_every == 0 or state["step"] == total_steps:
                 report({
                     "kind": "train", "step": state["step"], "epoch": round(state["step"] / steps_per_epoch, 4),

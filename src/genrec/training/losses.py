@@ -35,6 +35,12 @@ def _hf_model(model: nn.Module) -> nn.Module:
 
 def token_losses(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Cross-entropy of every labelled next token (1-D, row-major order)."""
+    logits, target = labelled_logits(model, input_ids, attention_mask, labels)
+    return F.cross_entropy(logits, target, reduction="none")
+
+
+def labelled_logits(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """fp32 logits predicting every labelled token (row-major), and those tokens."""
     hf = _hf_model(model)
     target = labels[:, 1:]
     keep = target != IGNORE
@@ -42,10 +48,10 @@ def token_losses(model: nn.Module, input_ids: torch.Tensor, attention_mask: torc
     plain = any(getattr(cfg, a, None) for a in ("final_logit_softcapping", "logit_scale")) or not hasattr(hf, "get_decoder")
     if plain:
         logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[:, :-1]
-        return F.cross_entropy(logits[keep].float(), target[keep], reduction="none")
+        return logits[keep].float(), target[keep]
     hidden = hf.get_decoder()(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
     logits = hf.get_output_embeddings()(hidden[:, :-1][keep])
-    return F.cross_entropy(logits.float(), target[keep], reduction="none")
+    return logits.float(), target[keep]
 
 
 class SummedLoss(nn.Module):

@@ -18,7 +18,7 @@ import torch
 from ..data.dataset import Dataset
 from ..model.encoding import IGNORE, Codec
 from ..prompts import PromptSpec
-from .losses import pad_batch, token_losses
+from .losses import labelled_logits, pad_batch
 
 
 class Validator:
@@ -50,32 +50,42 @@ class Validator:
         was_training = model.training
         model.eval()
         device = next(model.parameters()).device
-        total_loss, total_tokens, title_lp = 0.0, 0, []
+        total_loss, total_tokens, title_lp, catalogue_lp = 0.0, 0, [], []
+        trie = self._trie()
         for start in range(0, len(self.items), self.batch_size):
             chunk = self.items[start : start + self.batch_size]
             encoded = [self.codec.encode(self.spec.prompt(h, k), self.spec.response(t), "response") for k, h, t, _ in chunk]
             ids, mask, labels = pad_batch(encoded, self.codec.pad_id, device)
-            losses = token_losses(model, ids, mask, labels)  # per labelled token, row-major
+            logits, target = labelled_logits(model, ids, mask, labels)  # labelled tokens, row-major
+            logp = torch.log_softmax(logits, dim=-1)
+            token_lp = logp.gather(1, target[:, None])[:, 0]
             per_row = (labels[:, 1:] != IGNORE).sum(1).tolist()
-            for part in torch.split(losses, per_row):
-                title_lp.append(-part.sum().item())
-            total_loss += losses.sum().item()
-            total_tokens += losses.numel()
+            for part in torch.split(token_lp, per_row):
+                title_lp.append(part.sum().item())
+            if trie is not None:
+                catalogue_lp += _catalogue_logprob(trie, logits, target, per_row)
+            total_loss -= token_lp.sum().item()
+            total_tokens += token_lp.numel()
         out = {"valid_loss": total_loss / max(total_tokens, 1), "valid_title_logprob": float(np.mean(title_lp))}
+        if catalogue_lp:
+            out["valid_catalogue_logprob"] = float(np.mean(catalogue_lp))
         if self.decode:
             out.update(self._ranking(model))
         if was_training:
             model.train()
         return out
 
-    def _ranking(self, model) -> dict:
-        try:
-            from ..decoding import Decoder, Trie
-        except ImportError:  # decoding not available in this build
-            return {}
+    def _trie(self):
         if self._decoder_parts is None:
+            from ..decoding import Trie
+
             self._decoder_parts = Trie.build(self.codec)
-        decoder = Decoder(model, self.codec, self._decoder_parts, mode="beam", beams=self.beams)
+        return self._decoder_parts
+
+    def _ranking(self, model) -> dict:
+        from ..decoding import Decoder
+
+        decoder = Decoder(model, self.codec, self._trie(), mode="beam", beams=self.beams)
         prompts = [self.codec.encode(self.spec.prompt(h, k))[0] for k, h, _, _ in self.items]
         ranked = decoder.topk(prompts, k=10, exclude=[s for *_, s in self.items])
         hits, ndcg = [], []
@@ -84,3 +94,29 @@ class Validator:
             hits.append(1.0 if len(where) else 0.0)
             ndcg.append(1.0 / math.log2(where[0] + 2) if len(where) else 0.0)
         return {"valid_hr@10": float(np.mean(hits)), "valid_ndcg@10": float(np.mean(ndcg))}
+
+
+def _catalogue_logprob(trie, logits: torch.Tensor, target: torch.Tensor, per_row: list[int]) -> list[float]:
+    """Log-probability of each true item under the model restricted to the catalogue.
+
+    At every token of the response the softmax is taken over the tokens the trie allows
+    there, so probability the model gives to strings that are no item does not count:
+    this is the item's log-probability in the distribution constrained decoding ranks
+    from (compare with popularity's log-probability of the same targets).
+    """
+    out = []
+    start = 0
+    for n in per_row:
+        node = 0
+        total = 0.0
+        for j in range(start, start + n):
+            _, toks, _ = trie.allowed([node])
+            allowed = logits[j, torch.from_numpy(toks)]
+            t = int(target[j])
+            total += float(logits[j, t] - torch.logsumexp(allowed, 0))
+            node = int(trie.step([node], [t])[0])
+            if node < 0:
+                break
+        out.append(total)
+        start += n
+    return out

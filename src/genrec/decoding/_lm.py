@@ -1,0 +1,70 @@
+"""Thin helpers around a Hugging Face causal LM (optionally wrapped by peft).
+
+Prompts of different lengths are batched with LEFT padding, so every prompt's last
+token sits in the last column and the first generated token of every row is
+appended at the same cache position; ``position_ids`` are counted over real tokens
+only, so a padded prompt is encoded exactly as it would be alone.
+
+transformers 5.x renamed the cache argument ``past_key_values`` to ``cache`` (the old
+name is deprecated); the right one is read from the model's signature once.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+
+import torch
+
+_KWARG: dict[int, str] = {}
+
+
+def _base(model):
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def cache_kwarg(model) -> str:
+    key = id(type(_base(model)))
+    if key not in _KWARG:
+        params = inspect.signature(_base(model).forward).parameters
+        _KWARG[key] = "cache" if "cache" in params else "past_key_values"
+    return _KWARG[key]
+
+
+def model_device(model) -> torch.device:
+    return next(_base(model).parameters()).device
+
+
+def forward(model, input_ids, attention_mask, position_ids, cache=None, logits_to_keep: int = 1, hidden: bool = False):
+    """One forward pass; returns the output object, whose ``.cache`` is the updated cache."""
+    kwargs = {cache_kwarg(model): cache} if cache is not None else {}
+    out = model(
+        input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+        use_cache=True, logits_to_keep=logits_to_keep, output_hidden_states=hidden, **kwargs,
+    )
+    if not hasattr(out, "cache"):  # transformers before the rename
+        out.cache = out.past_key_values
+    return out
+
+
+def left_pad(prompts: Sequence[Sequence[int]], pad_id: int, device=None):
+    """(ids, mask, lengths) for prompts padded on the left to one length."""
+    lengths = torch.tensor([len(p) for p in prompts], dtype=torch.long)
+    width = int(lengths.max())
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for r, p in enumerate(prompts):
+        if len(p):
+            ids[r, width - len(p):] = torch.as_tensor(list(p), dtype=torch.long)
+            mask[r, width - len(p):] = 1
+    return ids.to(device), mask.to(device), lengths.to(device)
+
+
+def prompt_pass(model, prompts: Sequence[Sequence[int]], pad_id: int):
+    """Run every prompt once. Returns (log-probs of the next token (B, V) fp32, cache, mask, lengths)."""
+    device = model_device(model)
+    ids, mask, lengths = left_pad(prompts, pad_id, device)
+    positions = (mask.cumsum(1) - 1).clamp(min=0)
+    out = forward(model, ids, mask, positions)
+    logp = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
+    return logp, out.cache, mask, lengths

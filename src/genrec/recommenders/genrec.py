@@ -1,0 +1,165 @@
+"""GenRec (Ji et al., 2023): a LoRA-tuned causal LM writes the next item's title.
+
+A run folder from `genrec train` (adapter + config) is loaded onto its backbone; a
+user's history becomes the same prompt as in training, and the constrained decoder
+(``genrec.decoding``) returns catalogue items only: beam search by default, the exact
+top-K, or the paper's free decoding mapped back to items. The catalogue can change
+after training (``add_items`` / ``remove_items``): a new title is recommendable at once,
+without retraining (the cold-start promise of title-based generation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from ..data.dataset import Dataset
+from ..errors import GenrecError
+from .base import Ranked, Recommender
+
+DecodeMode = Literal["beam", "exact", "free"]
+
+
+class GenRec(Recommender):
+    name = "genrec"
+
+    def __init__(self, run_dir: str | Path | None = None, decode: DecodeMode = "beam", beams: int = 10, batch_size: int = 8, grounding: str = "exact",
+                 max_expansions: int = 2000, renormalise: bool = False, length_normalise: bool = False,
+                 threads: int | None = None, device: str | None = None, train_config=None):
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.decode, self.beams, self.batch_size, self.grounding = decode, beams, batch_size, grounding
+        self.max_expansions, self.threads, self.device = max_expansions, threads, device
+        self.renormalise, self.length_normalise = renormalise, length_normalise
+        self.train_config = train_config
+        self._loaded = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def fit(self, dataset: Dataset, progress=None) -> GenRec:
+        """Train with ``train_config`` into ``run_dir`` (what `genrec train` does), then load."""
+        from ..training.loop import train
+
+        if self.train_config is None or self.run_dir is None:
+            raise GenrecError("GenRec.fit needs train_config and run_dir", "or load a trained run with GenRec.load(run_dir)")
+        train(dataset.path, self.run_dir, self.train_config, overwrite=True, progress=progress)
+        return self._load(dataset)
+
+    @classmethod
+    def load(cls, path: str | Path, dataset: Dataset | None = None, **options) -> GenRec:
+        return cls(path, **options)._load(dataset)
+
+    #: options `from_options` accepts (besides `run`)
+    OPTIONS = ("decode", "beams", "batch_size", "grounding", "max_expansions", "renormalise", "length_normalise", "threads", "device")
+
+    @classmethod
+    def from_options(cls, dataset: Dataset, options: dict, progress=None) -> GenRec:
+        """Build from `genrec evaluate` options: ``run`` (required) plus decoding settings."""
+        options = dict(options)
+        run = options.pop("run", None) or options.pop("model", None)
+        if run is None:
+            raise GenrecError("the genrec method needs a run folder", "pass --run RUN_DIR (written by `genrec train`)")
+        unknown = sorted(set(options) - set(cls.OPTIONS) - {"seed"})
+        if unknown:
+            raise GenrecError(f"options {unknown} do not apply to the genrec method", f"use only: {', '.join(cls.OPTIONS)}")
+        options.pop("seed", None)
+        return cls.load(run, dataset, **options)
+
+    def _load(self, dataset: Dataset | None) -> GenRec:
+        import torch
+
+        from ..decoding import Decoder, Trie
+        from ..model.backbone import load_backbone
+        from ..model.encoding import Codec
+        from ..model.lora import load_adapter
+        from ..training.loop import item_names, prompt_spec
+        from ..training.rundir import RunDir
+
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        run = RunDir(self.run_dir)
+        info = run.info()
+        if info.get("status") not in ("finished", "stopped early") or not (run.path / "adapter").is_dir():
+            raise GenrecError(
+                f"the run in {run.path} has no finished adapter (status: {info.get('status')})",
+                "finish it with `genrec train ... --resume`, or point at another run",
+            )
+        cfg = run.config()
+        if dataset is None:
+            dataset = Dataset(info["dataset"]["path"])
+        if len(dataset.catalogue) != info["dataset"]["n_items"] and cfg.item_repr == "random-id":
+            raise GenrecError(
+                f"the run was trained on {info['dataset']['n_items']} items but the dataset has {len(dataset.catalogue)}",
+                "evaluate on the dataset the run was trained on",
+            )
+        self.dataset, self.cfg = dataset, cfg
+        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        backbone = load_backbone(info["backbone"].get("path") or cfg.backbone, dtype=cfg.dtype, device=device)
+        self.model = load_adapter(backbone.model, run.path / "adapter").eval()
+        self.tokenizer = backbone.tokenizer
+        names = item_names(dataset, cfg) if cfg.item_repr == "title" else list(_read_names(run.path))
+        self.item_ids = list(dataset.catalogue.item_ids)
+        self.titles = list(dataset.catalogue.titles)
+        self.codec = Codec(self.tokenizer, names)
+        self.spec = prompt_spec(dataset, cfg)
+        self.max_history = min(cfg.max_history or dataset.manifest["max_history"], dataset.manifest["max_history"])
+        self.trie = Trie.build(self.codec) if self.decode != "free" else None
+        self.decoder = Decoder(self.model, self.codec, self.trie, mode=self.decode, beams=self.beams,
+                               batch_size=self.batch_size, grounding=self.grounding, max_expansions=self.max_expansions,
+                               renormalise=self.renormalise, length_normalise=self.length_normalise)
+        self._removed: set[int] = set()
+        self._loaded = True
+        return self
+
+    # ------------------------------------------------------------------ ranking
+
+    def prompt_ids(self, history: Sequence[int]) -> list[int]:
+        recent = [int(i) for i in history][-self.max_history :]
+        return self.codec.encode(self.spec.prompt(recent, ""))[0]
+
+    def recommend(self, histories: Sequence[Sequence[int]], k: int = 10, exclude_seen: bool = True) -> Ranked:
+        if not self._loaded:
+            raise GenrecError("GenRec is not loaded", "use GenRec.load(run_dir)")
+        if self.decode in ("beam", "free") and self.beams < k:
+            raise GenrecError(f"beam width {self.beams} is smaller than k={k}", f"use beams >= {k}")
+        prompts = [self.prompt_ids(h) for h in histories]
+        exclude = [sorted(set(int(i) for i in h)) for h in histories] if exclude_seen else None
+        ranked = self.decoder.topk(prompts, k, exclude)
+        if self._removed and self.decode == "free":
+            bad = np.isin(ranked.items, list(self._removed))
+            ranked.items[bad] = -1
+            ranked.scores[bad] = -np.inf
+        return ranked
+
+    @property
+    def last_stats(self) -> dict:
+        return self.decoder.last_stats
+
+    # ------------------------------------------------------------------ catalogue updates
+
+    def add_items(self, item_ids: Sequence[str], titles: Sequence[str]) -> list[int]:
+        """Make new items recommendable now; returns their indices."""
+        if self.cfg.item_repr != "title":
+            raise GenrecError("only a title-based run can add items without retraining", "retrain the random-id variant")
+        start = len(self.titles)
+        self.item_ids.extend(item_ids)
+        self.titles.extend(titles)
+        self.codec.add_names(list(titles))
+        idx = list(range(start, start + len(titles)))
+        if self.trie is not None:
+            self.trie.add([self.codec.response_ids(i) for i in idx], idx)
+        return idx
+
+    def remove_items(self, indices: Sequence[int]) -> None:
+        """Items that may no longer be recommended (their index stays reserved)."""
+        if self.trie is not None:
+            self.trie.remove(list(indices))
+        self._removed.update(int(i) for i in indices)
+
+
+def _read_names(run_path: Path) -> list[str]:
+    from .._io import read_json
+
+    return read_json(run_path / "names.json")
