@@ -6,3 +6,14 @@ items in order generates the title of the next item.
 """
 
 __version__ = "0.1.0"
+
+__all__ = ["RecommendedItem", "Recommender", "__version__"]
+
+
+def __getattr__(name: str):
+    # `import genrec` stays light (no torch); the API is imported when first used
+    if name in ("Recommender", "RecommendedItem"):
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'genrec' has no attribute {name!r}")

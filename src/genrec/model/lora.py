@@ -52,7 +52,13 @@ def attach_lora(model: torch.nn.Module, settings) -> torch.nn.Module:
         bias="none",
         task_type=TaskType.CAUSAL_LM,
     )
-    return get_peft_model(model, config)
+    import warnings
+
+    with warnings.catch_warnings():
+        # LoRA on a tied lm_head adapts the output projection only; the input embeddings
+        # stay as they are, which is what is wanted (peft warns about merging such adapters)
+        warnings.filterwarnings("ignore", message=".*tie_word_embeddings.*", category=UserWarning)
+        return get_peft_model(model, config)
 
 
 def load_adapter(model: torch.nn.Module, adapter_dir: str | Path, trainable: bool = False) -> torch.nn.Module:

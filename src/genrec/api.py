@@ -1,0 +1,489 @@
+"""The Python API for recommending with a trained GenRec run.
+
+GenRec (Ji et al. 2023) writes the title of a user's next item; this module wraps a run
+folder from `genrec train` so a caller speaks titles and item ids, never catalogue
+indices::
+
+    from genrec import Recommender
+
+    rec = Recommender.load("runs/genrec")
+    for item in rec.recommend(["Toy Story (1995)", "Heat (1995)"], k=5):
+        print(item.title, item.score)
+
+History entries are titles or item ids, mixed freely (an entry is first tried as an
+item id, then as a title exactly, whitespace-cleaned, then case-insensitively). An
+entry that is neither is never silently dropped: ``on_unknown="error"`` (the default)
+raises :class:`~genrec.errors.UnknownItemError` naming every unknown entry with close
+titles; ``on_unknown="skip"`` recommends from the known entries and reports the rest in
+the result's ``unknown`` (a history with no known entry still raises).
+
+The catalogue may change after training (``add_items`` / ``remove_items``): a new title
+is recommendable at once. Changes are written to ``RUN_DIR/catalogue_changes.json``
+(see :mod:`genrec.serving.catalogue`) before they take effect in memory, so a failed
+write leaves both unchanged, and a reload keeps them.
+
+One lock serialises decoding and catalogue changes: the beam decoder switches the
+model's attention implementation during a step, and the trie must not change under a
+running search. Lookups of titles take a second, short lock, so resolving a history
+never waits for a decoding call.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+from .data.catalogue import clean_title
+from .data.dataset import Dataset
+from .errors import GenrecError, UnknownItemError
+from .serving.catalogue import CHANGES_FILE, CatalogueChanges, ChangeStore, LiveCatalogue, fingerprint
+
+DecodeMode = Literal["beam", "exact", "free"]
+OnUnknown = Literal["error", "skip"]
+MODES = ("beam", "exact", "free")
+#: longest item id accepted by add_items
+MAX_ID_LENGTH = 256
+#: longest title accepted by add_items (characters, after cleaning)
+MAX_TITLE_LENGTH = 500
+
+
+class DuplicateItemError(GenrecError):
+    """An added item's id or title is already in the catalogue."""
+
+
+@dataclass(frozen=True)
+class CatalogueItem:
+    item_id: str
+    title: str
+
+
+@dataclass(frozen=True)
+class RecommendedItem:
+    item_id: str
+    title: str
+    #: the model's summed log-probability of the title (higher is better)
+    score: float
+
+
+class Recommendations(list[RecommendedItem]):
+    """Ranked items, best first; ``unknown`` lists history entries skipped as unknown."""
+
+    def __init__(self, items: Iterable[RecommendedItem] = (), unknown: Sequence[str] = ()):
+        super().__init__(items)
+        self.unknown: list[str] = list(unknown)
+
+    def to_dict(self) -> dict:
+        return {"items": [asdict(i) for i in self], "unknown": list(self.unknown)}
+
+
+@dataclass
+class Resolved:
+    """A history as catalogue indices, and the entries that matched nothing."""
+
+    indices: list[int]
+    unknown: list[str]
+
+
+class Recommender:
+    """A loaded GenRec run: recommend from titles or item ids, and change the catalogue."""
+
+    def __init__(self, model, run_dir: Path, store: ChangeStore | None, changes: CatalogueChanges):
+        from .recommenders.genrec import GenRec
+
+        self._rec: GenRec = model
+        self.run_dir = run_dir
+        self._store = store
+        self._changes = changes
+        self.default_decode: DecodeMode = model.decode
+        self.catalogue = LiveCatalogue(model.item_ids, model.titles)
+        self._dataset_ids = dict(self.catalogue.index_of_id)
+        self._decoders = {model.decode: model.decoder}
+        self._model_lock = threading.RLock()
+        self._map_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def load(
+        cls,
+        run_dir: str | Path,
+        dataset: Dataset | str | Path | None = None,
+        decode: DecodeMode = "beam",
+        beams: int = 10,
+        batch_size: int = 16,
+        threads: int | None = None,
+        device: str | None = None,
+        persist: bool = True,
+        changes_path: str | Path | None = None,
+        **options,
+    ) -> Recommender:
+        """Load a run folder from `genrec train` with its catalogue changes.
+
+        ``dataset``: the prepared dataset (default: the one the run was trained on).
+        ``decode``: the default decoding (beam, exact or free); ``beams``: beam width
+        (k may not exceed it in beam and free modes); ``batch_size``: users per forward
+        pass. ``persist``: read and write catalogue changes in ``changes_path``
+        (default ``RUN_DIR/catalogue_changes.json``); False keeps changes in memory only.
+        Other options go to :class:`genrec.recommenders.genrec.GenRec` (``grounding``,
+        ``max_expansions``, ``length_normalise``, ...).
+        """
+        from .recommenders.genrec import GenRec
+
+        if decode not in MODES:
+            raise GenrecError(f"unknown decoding mode {decode!r}", f"use one of: {', '.join(MODES)}")
+        if isinstance(dataset, str | Path):
+            dataset = Dataset(dataset)
+        run_dir = Path(run_dir)
+        model = GenRec.load(run_dir, dataset=dataset, decode=decode, beams=beams, batch_size=batch_size,
+                            threads=threads, device=device, **options)
+        store = None
+        changes = CatalogueChanges()
+        if persist:
+            store = ChangeStore(changes_path or run_dir / CHANGES_FILE, fingerprint(model.dataset.catalogue, model.dataset.name))
+            changes = store.load()
+        rec = cls(model, run_dir, store, changes)
+        rec._replay(changes)
+        return rec
+
+    def _replay(self, changes: CatalogueChanges) -> None:
+        where = f" (from {self._store.path})" if self._store else ""
+        missing = [i for i in changes.removed if i not in self._dataset_ids]
+        if missing:
+            raise GenrecError(f"removed item ids {missing[:5]} are not in the dataset{where}", "the file is damaged; move it away")
+        self._apply_remove([self._dataset_ids[i] for i in changes.removed])
+        if changes.added:
+            items = [(i, t) for i, t in changes.added.items()]
+            try:
+                self._check_new(items)
+            except GenrecError as e:
+                raise GenrecError(f"cannot re-apply the catalogue changes{where}: {e.problem}", "the file was edited by hand? move it away") from e
+            self._apply_add(items)
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def model(self):
+        """The underlying :class:`~genrec.recommenders.genrec.GenRec` recommender."""
+        return self._rec
+
+    @property
+    def dataset(self) -> Dataset:
+        return self._rec.dataset
+
+    @property
+    def beams(self) -> int:
+        return self._rec.beams
+
+    def __len__(self) -> int:
+        """Items that may be recommended now."""
+        return self.catalogue.n_live
+
+    def info(self) -> dict:
+        """What is loaded: backbone, adapter, dataset, catalogue size, decoding."""
+        from . import __version__
+        from .training.rundir import RunDir
+
+        run = RunDir(self.run_dir).info()
+        cfg = self._rec.cfg
+        return {
+            "run": str(self.run_dir),
+            "backbone": run.get("backbone", {}).get("name") or cfg.backbone,
+            "adapter": str(self.run_dir / "adapter"),
+            "adapter_step": run.get("adapter_step"),
+            "item_repr": cfg.item_repr,
+            "dataset": {"name": self.dataset.name, "path": str(self.dataset.path), "n_items": len(self.dataset.catalogue)},
+            "catalogue_size": len(self),
+            "items_added": len(self._changes.added),
+            "items_removed": len(self._changes.removed),
+            "changes_file": str(self._store.path) if self._store else None,
+            "decode": self.default_decode,
+            "beams": self.beams,
+            "max_history": self._rec.max_history,
+            "genrec_version": __version__,
+        }
+
+    def item(self, item_id: str) -> CatalogueItem:
+        """The live item with this id; UnknownItemError (with close ids) if there is none."""
+        with self._map_lock:
+            i = self.catalogue.live_index(str(item_id))
+            if i is None:
+                raise self._unknown_ids([str(item_id)])
+            return CatalogueItem(self.catalogue.item_ids[i], self.catalogue.titles[i])
+
+    # ------------------------------------------------------------------ recommending
+
+    def recommend(self, history: Sequence[str | int], k: int = 10, decode: DecodeMode | None = None,
+                  exclude_seen: bool = True, on_unknown: OnUnknown = "error") -> Recommendations:
+        """The top-`k` items for one history (titles or item ids, oldest first).
+
+        Fewer than `k` items come back only when exclusion leaves fewer. Errors: empty
+        history, unknown entries (see the module doc), k outside 1..catalogue size or
+        above the beam width (beam and free decoding).
+        """
+        return self.recommend_many([history], k, decode, exclude_seen, on_unknown)[0]
+
+    def recommend_many(self, histories: Sequence[Sequence[str | int]], k: int = 10, decode: DecodeMode | None = None,
+                       exclude_seen: bool = True, on_unknown: OnUnknown = "error") -> list[Recommendations]:
+        """:meth:`recommend` for many histories in one decoding call (faster than one by one)."""
+        mode = self.check_request(k, decode)
+        resolved = self.resolve_many(histories, on_unknown)
+        ranked = self.rank([r.indices for r in resolved], k, mode, exclude_seen)
+        return [Recommendations(items, r.unknown) for items, r in zip(ranked, resolved, strict=True)]
+
+    def check_request(self, k: int, decode: DecodeMode | None = None) -> DecodeMode:
+        """Validate k and the decoding mode; returns the mode to use."""
+        mode = decode or self.default_decode
+        if mode not in MODES:
+            raise GenrecError(f"unknown decoding mode {mode!r}", f"use one of: {', '.join(MODES)}")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise GenrecError(f"k must be a positive integer, got {k!r}", "ask for 1 or more items, e.g. k=10")
+        n = len(self)
+        if k > n:
+            raise GenrecError(f"k={k} is larger than the catalogue ({n} items)", f"ask for at most {n} items")
+        if mode in ("beam", "free") and k > self.beams:
+            raise GenrecError(
+                f"k={k} is larger than the beam width ({self.beams}) of {mode} decoding",
+                f"ask for at most {self.beams} items, load with beams >= {k}, or use decode='exact'",
+            )
+        return mode
+
+    def resolve(self, history: Sequence[str | int], on_unknown: OnUnknown = "error") -> Resolved:
+        return self.resolve_many([history], on_unknown)[0]
+
+    def resolve_many(self, histories: Sequence[Sequence[str | int]], on_unknown: OnUnknown = "error") -> list[Resolved]:
+        """Map every entry to a catalogue index; unknown entries are handled by `on_unknown`."""
+        if on_unknown not in ("error", "skip"):
+            raise GenrecError(f"on_unknown={on_unknown!r} is not error or skip", "use on_unknown='error' or 'skip'")
+        if isinstance(histories, str) or not isinstance(histories, Sequence):
+            raise GenrecError("histories must be a list of histories", "pass e.g. [['Heat (1995)', 'Casino (1995)']]")
+        out = []
+        with self._map_lock:
+            for n, history in enumerate(histories):
+                where = f"history {n}" if len(histories) > 1 else "the history"
+                if isinstance(history, str | bytes) or not isinstance(history, Sequence):
+                    raise GenrecError(
+                        f"{where} must be a list of titles or item ids, got {type(history).__name__} {str(history)[:60]!r}",
+                        "wrap a single title in a list: ['Heat (1995)']",
+                    )
+                if not history:
+                    raise GenrecError(f"{where} is empty", "give at least one title or item id the user interacted with")
+                indices, unknown = [], []
+                for entry in history:
+                    if isinstance(entry, bool) or not isinstance(entry, str | int):
+                        raise GenrecError(f"{where} holds {entry!r}, not a title or item id", "use strings (titles or ids)")
+                    i = self.catalogue.lookup(str(entry))
+                    (unknown.append(str(entry)) if i is None else indices.append(i))
+                out.append(Resolved(indices, unknown))
+        bad = [r for r in out if r.unknown and (on_unknown == "error" or not r.indices)]
+        if bad:  # suggestions scan the catalogue: outside the lock, they are advisory anyway
+            unknown = list(dict.fromkeys(u for r in bad for u in r.unknown))
+            raise UnknownItemError(unknown, {u: self.catalogue.suggest(u) for u in unknown})
+        return out
+
+    def rank(self, histories: Sequence[Sequence[int]], k: int, decode: DecodeMode | None = None,
+             exclude_seen: bool = True) -> list[list[RecommendedItem]]:
+        """Top-k for histories already given as catalogue indices (see :meth:`resolve`)."""
+        mode = decode or self.default_decode
+        rec = self._rec
+        with self._model_lock:
+            decoder = self._decoder(mode)
+            # GenRec.recommend holds the one path from history to ranked items (prompt,
+            # exclusion, removed-item filtering); it decodes with its current decoder
+            saved = rec.decoder, rec.decode
+            rec.decoder, rec.decode = decoder, mode
+            try:
+                ranked = rec.recommend([list(h) for h in histories], k=k, exclude_seen=exclude_seen)
+            finally:
+                rec.decoder, rec.decode = saved
+        cat = self.catalogue
+        out = []
+        for row_items, row_scores in zip(ranked.items, ranked.scores, strict=True):
+            seen: set[int] = set()
+            row = []
+            for i, s in zip(row_items.tolist(), row_scores.tolist(), strict=True):
+                # markers (no item / free text that is no title), repeats of free decoding,
+                # and items removed since are never shown
+                if i < 0 or i in seen or not cat.is_live(i):
+                    continue
+                seen.add(i)
+                row.append(RecommendedItem(cat.item_ids[i], cat.titles[i], float(s)))
+            out.append(row)
+        return out
+
+    def _decoder(self, mode: DecodeMode):
+        """The decoder for `mode`, built on first use over the shared model, codec and trie."""
+        from .decoding import Decoder, Trie
+
+        if mode in self._decoders:
+            return self._decoders[mode]
+        rec = self._rec
+        if mode != "free" and rec.trie is None:
+            # loaded for free decoding: build the trie now; GenRec.add_items/remove_items keep it current
+            trie = Trie.build(rec.codec)
+            if self.catalogue.removed:
+                trie.remove(sorted(self.catalogue.removed))
+            rec.trie = trie
+        self._decoders[mode] = Decoder(
+            rec.model, rec.codec, rec.trie, mode=mode, beams=rec.beams, batch_size=rec.batch_size,
+            grounding=rec.grounding, max_expansions=rec.max_expansions, renormalise=rec.renormalise,
+            length_normalise=rec.length_normalise,
+        )
+        return self._decoders[mode]
+
+    # ------------------------------------------------------------------ catalogue updates
+
+    def add_items(self, items: Iterable[Mapping[str, str] | tuple[str, str]]) -> list[CatalogueItem]:
+        """Add items (``{"item_id", "title"}`` each) so they can be recommended now.
+
+        Titles are cleaned (HTML entities, whitespace) as `genrec prepare` does.
+        DuplicateItemError if an id or title is already live or repeats in `items`, or a
+        title writes the same tokens as a live one. The change is persisted before it
+        takes effect; if writing fails, nothing changes.
+        """
+        parsed = _parse_new_items(items)
+        if not parsed:
+            return []
+        if self._rec.cfg.item_repr != "title":
+            raise GenrecError("this run identifies items by random ids, so it cannot learn new items without retraining",
+                              "retrain with item_repr=title to add items")
+        with self._model_lock:
+            self._check_new(parsed)
+            changes = self._changes.after_add(parsed)
+            self._save(changes)
+            try:
+                self._apply_add(parsed)
+            except BaseException:
+                self._save(self._changes)  # the file must not name items the model never took
+                raise
+            self._changes = changes
+        return [CatalogueItem(i, t) for i, t in parsed]
+
+    def remove_items(self, item_ids: Iterable[str]) -> None:
+        """Stop recommending these items (live item ids; UnknownItemError otherwise).
+
+        A removed item may still appear in histories. Persisted before it takes effect.
+        """
+        ids = list(dict.fromkeys(str(i) for i in item_ids))
+        if not ids:
+            return
+        with self._model_lock:
+            with self._map_lock:
+                indices = [self.catalogue.live_index(i) for i in ids]
+            missing = [i for i, n in zip(ids, indices, strict=True) if n is None]
+            if missing:
+                raise self._unknown_ids(missing)
+            changes = self._changes.after_remove(ids, self._dataset_ids)
+            self._save(changes)
+            self._apply_remove([int(n) for n in indices])  # type: ignore[arg-type]
+            self._changes = changes
+
+    def _save(self, changes: CatalogueChanges) -> None:
+        if self._store is not None:
+            self._store.save(changes)
+
+    def _check_new(self, items: list[tuple[str, str]]) -> None:
+        """Everything that would make adding `items` fail, found before anything changes."""
+        rec = self._rec
+        problems = []
+        seen_ids, seen_titles = set(), set()
+        with self._map_lock:
+            for item_id, title in items:
+                if self.catalogue.live_index(item_id) is not None:
+                    problems.append(f"item id {item_id!r} is already in the catalogue")
+                elif item_id in seen_ids:
+                    problems.append(f"item id {item_id!r} is given twice")
+                t = self.catalogue.index_of_title.get(title)
+                if t is not None and self.catalogue.is_live(t):
+                    problems.append(f"title {title!r} is already the title of item {self.catalogue.item_ids[t]!r}")
+                elif title in seen_titles:
+                    problems.append(f"title {title!r} is given twice")
+                seen_ids.add(item_id)
+                seen_titles.add(title)
+        if problems:
+            raise DuplicateItemError("; ".join(problems), "titles and item ids identify items: give each new item its own")
+        tokens = rec.codec.encode_names([t for _, t in items])
+        for (item_id, title), ids in zip(items, tokens, strict=True):
+            if rec.codec.eos_id in ids:
+                raise GenrecError(f"the title {title!r} of item {item_id!r} contains the model's end-of-text marker",
+                                  "remove special tokens such as <|endoftext|> from the title")
+        if rec.trie is not None:
+            by_tokens: dict[tuple[int, ...], str] = {}
+            for (item_id, title), ids in zip(items, tokens, strict=True):
+                key = tuple(ids)
+                if key in by_tokens or rec.trie.contains(list(ids) + [rec.codec.eos_id]):
+                    other = by_tokens.get(key) or "a live item"
+                    raise DuplicateItemError(f"the title {title!r} of item {item_id!r} is written with the same tokens as {other}",
+                                             "make the title differ (e.g. add the year or brand)")
+                by_tokens[key] = repr(title)
+
+    def _apply_add(self, items: list[tuple[str, str]]) -> None:
+        ids, titles = [i for i, _ in items], [t for _, t in items]
+        start = len(self._rec.titles)
+        try:
+            indices = self._rec.add_items(ids, titles)
+        except BaseException:
+            # GenRec extends its lists before the trie takes the titles: trim them back
+            for seq in (self._rec.item_ids, self._rec.titles, self._rec.codec.names, self._rec.codec.item_ids):
+                del seq[start:]
+            raise
+        with self._map_lock:
+            self.catalogue.add(ids, titles, indices)
+        self._catalogue_changed()
+
+    def _apply_remove(self, indices: list[int]) -> None:
+        if not indices:
+            return
+        self._rec.remove_items(indices)
+        with self._map_lock:
+            self.catalogue.remove(indices)
+        self._catalogue_changed()
+
+    def _catalogue_changed(self) -> None:
+        # free decoding indexes titles (exact match, BM25, embeddings) when it is built:
+        # build it again on next use
+        self._decoders.pop("free", None)
+
+    def _unknown_ids(self, ids: list[str]) -> UnknownItemError:
+        import difflib
+
+        live = [i for n, i in enumerate(self.catalogue.item_ids) if n not in self.catalogue.removed]
+        return UnknownItemError(ids, {i: difflib.get_close_matches(i, live, n=3, cutoff=0.6) for i in ids})
+
+
+def _parse_new_items(items) -> list[tuple[str, str]]:
+    if isinstance(items, Mapping) or isinstance(items, str):
+        raise GenrecError("add_items takes a list of items", "pass e.g. [{'item_id': 'x1', 'title': 'New Film (2024)'}]")
+    out, problems = [], []
+    for n, entry in enumerate(items):
+        if isinstance(entry, Mapping):
+            extra = set(entry) - {"item_id", "title"}
+            if extra or "item_id" not in entry or "title" not in entry:
+                problems.append(f"item {n}: needs exactly the keys item_id and title, got {sorted(entry)}")
+                continue
+            item_id, title = entry["item_id"], entry["title"]
+        elif isinstance(entry, tuple | list) and len(entry) == 2:
+            item_id, title = entry
+        else:
+            problems.append(f"item {n}: {entry!r} is not {{item_id, title}}")
+            continue
+        if not isinstance(item_id, str | int) or isinstance(item_id, bool) or not str(item_id).strip():
+            problems.append(f"item {n}: item_id {item_id!r} must be a non-empty string")
+            continue
+        item_id = str(item_id)
+        if len(item_id) > MAX_ID_LENGTH or any(c in item_id for c in "\n\r\t\0"):
+            problems.append(f"item {n}: item_id {item_id[:40]!r} must be at most {MAX_ID_LENGTH} characters without control characters")
+            continue
+        cleaned = clean_title(title) if isinstance(title, str) else None
+        if not cleaned:
+            problems.append(f"item {n}: title {title!r} must be non-empty text")
+            continue
+        if len(cleaned) > MAX_TITLE_LENGTH:
+            problems.append(f"item {n}: the title is {len(cleaned)} characters; at most {MAX_TITLE_LENGTH} are allowed")
+            continue
+        out.append((item_id, cleaned))
+    if problems:
+        raise GenrecError("cannot add these items: " + "; ".join(problems), "give each item a non-empty item_id and title")
+    return out

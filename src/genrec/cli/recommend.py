@@ -1,0 +1,70 @@
+"""`genrec recommend`: the top-K next items for one history, from the command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ..errors import GenrecError
+from . import app, console, fail, out
+
+
+def read_history(args: list[str], file: str | None) -> list[str]:
+    """Entries from the arguments, then from `file` (one title or item id a line; '-' is stdin)."""
+    entries = [a for a in args if a != "-"]
+    if file is None and "-" in args:
+        file = "-"
+    if file is not None:
+        try:
+            text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+        except OSError as e:
+            raise GenrecError(f"cannot read the history file {file}: {e.strerror or e}", "check the path") from e
+        entries += [line.strip() for line in text.splitlines() if line.strip()]
+    return entries
+
+
+@app.command()
+def recommend(
+    history: Annotated[list[str] | None, typer.Argument(help="titles or item ids the user interacted with, oldest first ('-' reads stdin)")] = None,
+    run: Annotated[Path, typer.Option("--run", help="a run folder from `genrec train`")] = Path("runs/genrec"),
+    k: Annotated[int, typer.Option("-k", "--k", help="how many items to recommend")] = 10,
+    file: Annotated[str | None, typer.Option("--file", help="read the history from a file, one title or item id a line ('-' = stdin)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help='print {"items": [{"item_id", "title", "score"}], "unknown": [...]}')] = False,
+    decode: Annotated[str, typer.Option(help="beam (default), exact (the model's true top-k) or free (the paper's unconstrained beams)")] = "beam",
+    beams: Annotated[int | None, typer.Option(help="beam width (default: 10, or k if larger)")] = None,
+    dataset: Annotated[Path | None, typer.Option("--dataset", help="dataset folder (default: the one the run was trained on)")] = None,
+    keep_seen: Annotated[bool, typer.Option("--keep-seen", help="allow items of the history in the result")] = False,
+    skip_unknown: Annotated[bool, typer.Option("--skip-unknown", help="leave out entries that are not in the catalogue (listed on stderr) instead of failing")] = False,
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads")] = None,
+) -> None:
+    """Recommend the next K items for a history of titles or item ids, with the run's catalogue changes.
+
+    An entry is tried as an item id, then as a title (exactly, then ignoring case). Unknown
+    entries stop the command with exit status 2 and close matches, unless --skip-unknown.
+    """
+    from ..api import Recommender
+
+    try:
+        entries = read_history(history or [], file)
+        if not entries:
+            raise GenrecError("the history is empty", "give titles or item ids as arguments, with --file PATH, or on stdin with -")
+        with console.status(f"loading {run}"):
+            rec = Recommender.load(run, dataset, decode=decode, beams=beams or max(10, k), threads=threads)  # type: ignore[arg-type]
+        result = rec.recommend(entries, k=k, decode=decode, exclude_seen=not keep_seen,  # type: ignore[arg-type]
+                               on_unknown="skip" if skip_unknown else "error")
+    except GenrecError as e:
+        fail(e)
+    if result.unknown:
+        console.print(f"[yellow]left out (not in the catalogue):[/] {', '.join(repr(u) for u in result.unknown)}", highlight=False)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        return
+    table = Table("#", "title", "item id", "score", title=f"top {k} after {len(entries) - len(result.unknown)} items")
+    for rank, item in enumerate(result, 1):
+        table.add_row(str(rank), item.title, item.item_id, f"{item.score:.3f}")
+    out.print(table)

@@ -1,0 +1,189 @@
+"""The live catalogue of a loaded run, and its changes persisted next to the run.
+
+GenRec (Ji et al. 2023) identifies items by their titles, so an item added after
+training is recommendable at once: its title's tokens join the decoder's trie
+(DESIGN.md, "Serving": the cold-start promise of title-based generation). This module
+keeps the lookup tables (item id or title → catalogue index) in step with the
+recommender, and records the *net* changes against the dataset's catalogue in
+``RUN_DIR/catalogue_changes.json``::
+
+    {"format": 1, "dataset": {"name", "n_items", "sha256"},
+     "added": [{"item_id", "title"}, ...], "removed": ["<dataset item id>", ...]}
+
+The whole file is rewritten on every change through a temporary file that is renamed
+over it (``_io.write_json``), so a process killed at any moment leaves either the old
+or the new state, both valid. Net changes rather than an append-only log keep the file
+no larger than the catalogue however long a server runs; indices are private to a
+process, so replaying "remove, then add" on load gives the same items and titles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .._io import read_json, write_json
+from ..data.catalogue import clean_title
+from ..data.dataset import Catalogue
+from ..errors import GenrecError
+
+CHANGES_FILE = "catalogue_changes.json"
+CHANGES_FORMAT = 1
+_YEAR = re.compile(r"\s*\(\d{4}\)\s*$")
+
+
+class PersistError(GenrecError):
+    """The catalogue changes could not be written (the server's fault, not the request's)."""
+
+
+class LiveCatalogue(Catalogue):
+    """A :class:`Catalogue` that grows and shrinks: dataset items first, added items after.
+
+    Indices are never reused: a removed item keeps its slot (a history may still name
+    it, and the model may still read its title in a prompt), and re-adding an item id
+    gives it a new index. ``lookup`` finds removed items too (for histories);
+    ``live_index`` only live ones (for recommending, showing and removing).
+    """
+
+    def __init__(self, item_ids: Sequence[str], titles: Sequence[str]):
+        super().__init__(list(item_ids), list(titles))
+        self.removed: set[int] = set()
+
+    @property
+    def n_live(self) -> int:
+        return len(self.titles) - len(self.removed)
+
+    def is_live(self, index: int) -> bool:
+        return 0 <= index < len(self.titles) and index not in self.removed
+
+    def lookup(self, key: str) -> int | None:
+        """An index for an item id or a title (exact, then whitespace-cleaned, then case-insensitive)."""
+        found = super().lookup(key)
+        if found is None:
+            cleaned = clean_title(key)
+            if cleaned and cleaned != key:
+                found = super().lookup(cleaned)
+        return found
+
+    def live_index(self, item_id: str) -> int | None:
+        i = self.index_of_id.get(item_id)
+        return i if i is not None and i not in self.removed else None
+
+    def suggest(self, key: str, n: int = 3) -> list[str]:
+        """Live titles close to `key`: containing it, else similar with or without the year."""
+        import difflib
+
+        live = [t for i, t in enumerate(self.titles) if i not in self.removed] if self.removed else self.titles
+        needle = key.casefold().strip()
+        contains = [t for t in live if needle in t.casefold()][:n]
+        if contains:
+            return contains
+        # "Heet" is far from "Heat (1995)" as a whole string but close to "heat"
+        stems: dict[str, list[str]] = {}
+        for t in live:
+            stems.setdefault(_YEAR.sub("", t).casefold(), []).append(t)
+        close = difflib.get_close_matches(_YEAR.sub("", needle), list(stems), n=n, cutoff=0.6)
+        found = [t for s in close for t in stems[s]]
+        return (found or difflib.get_close_matches(key, live, n=n, cutoff=0.6))[:n]
+
+    def add(self, item_ids: Sequence[str], titles: Sequence[str], indices: Sequence[int]) -> None:
+        """Record items the recommender has just added at ``indices`` (the next free ones)."""
+        if list(indices) != list(range(len(self.titles), len(self.titles) + len(titles))):
+            raise GenrecError("catalogue indices are out of step with the recommender", "this is a bug in genrec")
+        for i, t, n in zip(item_ids, titles, indices, strict=True):
+            self.item_ids.append(i)
+            self.titles.append(t)
+            # the newest item answers for its id and title (an older one with them was removed)
+            self.index_of_id[i] = n
+            self.index_of_title[t] = n
+            if self._lower is not None:
+                self._lower.setdefault(t.casefold(), n)
+
+    def remove(self, indices: Iterable[int]) -> None:
+        self.removed.update(int(i) for i in indices)
+
+
+@dataclass
+class CatalogueChanges:
+    """Net changes against the dataset's catalogue (immutable: updates return a new object)."""
+
+    added: dict[str, str] = field(default_factory=dict)  # item id -> title, in order of addition
+    removed: tuple[str, ...] = ()  # dataset item ids no longer recommended
+
+    def after_add(self, items: Sequence[tuple[str, str]]) -> CatalogueChanges:
+        added = dict(self.added)
+        for item_id, title in items:
+            added.pop(item_id, None)  # re-added: move to the end, as the indices go
+            added[item_id] = title
+        return CatalogueChanges(added, self.removed)
+
+    def after_remove(self, item_ids: Sequence[str], dataset_ids: set[str] | dict[str, int]) -> CatalogueChanges:
+        added = dict(self.added)
+        removed = list(self.removed)
+        for item_id in item_ids:
+            added.pop(item_id, None)
+            if item_id in dataset_ids and item_id not in removed:
+                removed.append(item_id)
+        return CatalogueChanges(added, tuple(removed))
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed)
+
+
+def fingerprint(catalogue: Catalogue, name: str) -> dict:
+    """What the changes were made against: a different catalogue makes them meaningless."""
+    h = hashlib.sha256()
+    h.update("\x1e".join(catalogue.item_ids).encode())  # two joins: a million items hash in well under a second
+    h.update(b"\x1d")
+    h.update("\x1e".join(catalogue.titles).encode())
+    return {"name": name, "n_items": len(catalogue), "sha256": h.hexdigest()}
+
+
+class ChangeStore:
+    """Reads and atomically rewrites ``catalogue_changes.json`` for one dataset catalogue."""
+
+    def __init__(self, path: str | Path, dataset: dict):
+        self.path = Path(path)
+        self.dataset = dataset
+
+    def load(self) -> CatalogueChanges:
+        if not self.path.is_file():
+            return CatalogueChanges()
+        data = read_json(self.path)
+        fix_file = f"move {self.path} away to start from the dataset's catalogue"
+        if not isinstance(data, dict) or data.get("format") != CHANGES_FORMAT:
+            raise GenrecError(
+                f"{self.path} is not a genrec catalogue-changes file of format {CHANGES_FORMAT}",
+                fix_file,
+            )
+        was = data.get("dataset") or {}
+        if was.get("sha256") != self.dataset["sha256"]:
+            raise GenrecError(
+                f"the catalogue changes in {self.path} were made on dataset {was.get('name')!r} "
+                f"({was.get('n_items')} items), not on the loaded {self.dataset['name']!r} ({self.dataset['n_items']} items)",
+                f"load the dataset they were made on, pass persist=False (--no-persist) to ignore them, or {fix_file}",
+            )
+        try:
+            added = {str(e["item_id"]): str(e["title"]) for e in data["added"]}
+            removed = tuple(str(i) for i in data["removed"])
+        except (KeyError, TypeError) as e:
+            raise GenrecError(f"{self.path} is damaged ({e!r} in 'added' or 'removed')", fix_file) from e
+        return CatalogueChanges(added, removed)
+
+    def save(self, changes: CatalogueChanges) -> None:
+        data = {
+            "format": CHANGES_FORMAT,
+            "dataset": self.dataset,
+            "added": [{"item_id": i, "title": t} for i, t in changes.added.items()],
+            "removed": list(changes.removed),
+        }
+        try:
+            write_json(self.path, data)
+        except OSError as e:
+            raise PersistError(
+                f"cannot write the catalogue changes to {self.path}: {e.strerror or e}",
+                "make the run folder writable, or load with persist=False (--no-persist) to keep changes in memory only",
+            ) from e

@@ -1,0 +1,305 @@
+"""The HTTP service through FastAPI's TestClient: every endpoint, every error, persistence, concurrency."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests._util import requires_packaged
+
+pytestmark = requires_packaged
+
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+HEAT = "Heat (1995)"
+
+
+@pytest.fixture(scope="module")
+def run_dir(tiny_run, tmp_path_factory):
+    dst = tmp_path_factory.mktemp("app") / "run"
+    shutil.copytree(tiny_run, dst, ignore=shutil.ignore_patterns("checkpoints"))
+    return dst
+
+
+@pytest.fixture(scope="module")
+def client(run_dir):
+    from genrec import Recommender
+    from genrec.serving.app import create_app
+
+    app = create_app(Recommender.load(run_dir), token=TOKEN, max_wait_ms=20, max_body_bytes=64 * 1024)
+    with TestClient(app) as c:
+        yield c
+
+
+def recommend(client, **body):
+    return client.post("/recommend", json={"history": [HEAT], "k": 3, **body})
+
+
+def fields(response) -> list[str]:
+    return [e["field"] for e in response.json()["errors"]]
+
+
+# ---------------------------------------------------------------------- recommending
+
+
+def test_recommend(client):
+    r = recommend(client, history=[HEAT, "i05", "casino (1995)"], k=4)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["unknown"] == [] and len(body["items"]) == 4
+    assert {"item_id", "title", "score"} == set(body["items"][0])
+    assert len({i["item_id"] for i in body["items"]}) == 4
+    assert not {"i05", "i20", "i19"} & {i["item_id"] for i in body["items"]}  # history items are excluded
+
+
+def test_batch_matches_single_requests(client):
+    histories = [[HEAT], ["i00", "i01"], ["Fargo (1996)"]]
+    r = client.post("/recommend/batch", json={"histories": histories, "k": 3})
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert len(results) == 3
+    for history, result in zip(histories, results, strict=True):
+        single = recommend(client, history=history).json()
+        assert [i["item_id"] for i in result["items"]] == [i["item_id"] for i in single["items"]]
+
+
+def test_concurrent_requests_get_their_own_answers(client):
+    histories = [[HEAT], ["i00"], ["i07", "i08"], ["Fargo (1996)"]] * 3
+    expected = {json.dumps(h): recommend(client, history=h).json() for h in histories[:4]}
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda h: recommend(client, history=h), histories))
+    for history, r in zip(histories, answers, strict=True):
+        assert r.status_code == 200
+        got, want = r.json(), expected[json.dumps(history)]
+        assert [i["item_id"] for i in got["items"]] == [i["item_id"] for i in want["items"]]
+        assert [i["score"] for i in got["items"]] == pytest.approx([i["score"] for i in want["items"]], rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"history": []}, "history"),
+        ({"history": None}, "history"),
+        ({"history": HEAT}, "history"),
+        ({"history": [""]}, "history.0"),
+        ({"history": [HEAT, True]}, "history.1"),
+        ({"k": 0}, "k"),
+        ({"k": -3}, "k"),
+        ({"k": 101}, "k"),
+        ({"k": "ten"}, "k"),
+        ({"decode": "greedy"}, "decode"),
+        ({"on_unknown": "ignore"}, "on_unknown"),
+        ({"kk": 3}, "kk"),
+    ],
+)
+def test_invalid_requests_name_the_field(client, body, field):
+    r = recommend(client, **body)
+    assert r.status_code == 422
+    assert field in fields(r) and field.split(".")[0] in r.json()["detail"]
+
+
+def test_missing_history_is_named(client):
+    r = client.post("/recommend", json={"k": 3})
+    assert r.status_code == 422 and fields(r) == ["history"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"k": 31, "decode": "exact"}, "larger than the catalogue (30 items)"),
+        ({"k": 11}, "larger than the beam width (10)"),
+    ],
+)
+def test_k_beyond_what_can_be_returned(client, body, message):
+    r = recommend(client, **body)
+    assert r.status_code == 422 and message in r.json()["detail"] and r.json()["fix"]
+
+
+def test_unknown_titles(client):
+    r = recommend(client, history=["Heet", "Fargo 1996"])
+    assert r.status_code == 422
+    body = r.json()
+    assert body["unknown"] == ["Heet", "Fargo 1996"]
+    assert body["suggestions"]["Heet"] == [HEAT] and "Fargo (1996)" in body["suggestions"]["Fargo 1996"]
+    r = recommend(client, history=["Heet"], on_unknown="skip")  # nothing known to recommend from
+    assert r.status_code == 422 and r.json()["unknown"] == ["Heet"]
+    r = recommend(client, history=[HEAT, "Heet"], on_unknown="skip")
+    assert r.status_code == 200 and r.json()["unknown"] == ["Heet"] and len(r.json()["items"]) == 3
+    r = recommend(client, history=[HEAT, 7])  # a JSON integer is an item id
+    assert r.status_code == 422 and r.json()["unknown"] == ["7"]
+    r = client.post("/recommend/batch", json={"histories": [[HEAT], ["Nope"]], "k": 2})
+    assert r.status_code == 422 and r.json()["unknown"] == ["Nope"]
+
+
+def test_malformed_json(client):
+    r = client.post("/recommend", content=b'{"history": ["Heat (1995)"', headers={"Content-Type": "application/json"})
+    assert r.status_code == 422
+    assert fields(r) == ["body"] and "invalid JSON" in r.json()["detail"]
+
+
+def test_oversized_bodies_are_refused(client):
+    big = {"history": ["x" * 400] * 200, "k": 3}  # ~80 KB, over the test server's 64 KB
+    r = client.post("/recommend", json=big)
+    assert r.status_code == 413 and "limit is 65536" in r.json()["detail"]
+
+    def chunks():  # no Content-Length: the limit must hold for a streamed body too
+        for _ in range(100):
+            yield b"x" * 1024
+
+    r = client.post("/recommend", content=chunks(), headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
+    assert recommend(client).status_code == 200  # and the server is fine
+
+
+# ---------------------------------------------------------------------- catalogue
+
+
+def test_items_lifecycle(client, run_dir):
+    item = {"item_id": "web1", "title": "Zebra Planet (2024)"}
+    r = client.post("/items", json=[item], headers=AUTH)
+    assert r.status_code == 201, r.text
+    assert r.json() == {"added": [item], "catalogue_size": 31}
+    assert client.get("/items/web1").json() == item
+    r = client.post("/items", json=[{"item_id": "web1", "title": "Other (2001)"}], headers=AUTH)
+    assert r.status_code == 409 and "already in the catalogue" in r.json()["detail"]
+    r = client.post("/items", json=[{"item_id": "web2", "title": HEAT}], headers=AUTH)
+    assert r.status_code == 409
+    # the new title is recommendable at once (exact decoding over the whole catalogue finds every item)
+    r = recommend(client, k=30, decode="exact")
+    assert "web1" in [i["item_id"] for i in r.json()["items"]]
+    saved = json.loads((run_dir / "catalogue_changes.json").read_text())
+    assert saved["added"] == [item]
+
+    r = client.delete("/items/web1", headers=AUTH)
+    assert r.status_code == 200 and r.json() == {"removed": item, "catalogue_size": 30}
+    assert client.get("/items/web1").status_code == 404
+    assert client.delete("/items/web1", headers=AUTH).status_code == 404
+    assert json.loads((run_dir / "catalogue_changes.json").read_text())["added"] == []
+
+
+def test_unknown_item_ids(client):
+    r = client.get("/items/nope")
+    assert r.status_code == 404 and r.json()["unknown"] == ["nope"]
+    assert client.get("/items/i01").json()["title"] == "Star Quest 2 (1981)"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ([], "body"),
+        ([{"item_id": "x"}], "0.title"),
+        ([{"item_id": "x", "title": ""}], "0.title"),
+        ([{"item_id": "x", "title": "T", "year": 2000}], "0.year"),
+        ({"item_id": "x", "title": "T"}, "body"),
+    ],
+)
+def test_invalid_additions(client, body, field):
+    r = client.post("/items", json=body, headers=AUTH)
+    assert r.status_code == 422 and field in fields(r)
+
+
+def test_catalogue_changes_need_the_token(client):
+    item = [{"item_id": "tok1", "title": "Token Film (2001)"}]
+    r = client.post("/items", json=item)
+    assert r.status_code == 401 and r.headers["WWW-Authenticate"] == "Bearer"
+    assert client.post("/items", json=item, headers={"Authorization": "Bearer wrong"}).status_code == 403
+    assert client.post("/items", json=item, headers={"Authorization": f"Basic {TOKEN}"}).status_code == 401
+    assert client.delete("/items/i00").status_code == 401
+    assert client.delete("/items/i00", headers={"Authorization": "Bearer wrong"}).status_code == 403
+    assert client.get("/items/i00").status_code == 200  # reading needs no token
+    assert client.get("/items/tok1").status_code == 404  # nothing was added
+
+
+def test_without_a_token_anyone_may_change_the_catalogue(tiny_run):
+    from genrec import Recommender
+    from genrec.serving.app import create_app
+
+    with TestClient(create_app(Recommender.load(tiny_run, persist=False))) as c:
+        assert c.post("/items", json=[{"item_id": "open1", "title": "Open Film (2001)"}]).status_code == 201
+        assert c.delete("/items/open1").status_code == 200
+        assert c.get("/info").json()["token_required"] is False
+
+
+def test_changes_survive_a_restart(client, run_dir):
+    item = {"item_id": "keep1", "title": "Kept Film (1999)"}
+    assert client.post("/items", json=[item], headers=AUTH).status_code == 201
+    assert client.delete("/items/i02", headers=AUTH).status_code == 200
+
+    from genrec import Recommender
+    from genrec.serving.app import create_app
+
+    with TestClient(create_app(Recommender.load(run_dir), token=TOKEN)) as again:
+        assert again.get("/items/keep1").json() == item
+        assert again.get("/items/i02").status_code == 404
+        assert again.get("/info").json()["catalogue_size"] == 30
+
+
+def test_a_failed_write_changes_nothing(client, run_dir, monkeypatch):
+    path = run_dir / "catalogue_changes.json"
+    before = path.read_bytes() if path.exists() else None
+
+    def no_rename(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", no_rename)
+    r = client.post("/items", json=[{"item_id": "lost1", "title": "Lost Film (2001)"}], headers=AUTH)
+    assert r.status_code == 500 and "cannot write the catalogue changes" in r.json()["detail"]
+    assert client.delete("/items/i00", headers=AUTH).status_code == 500
+    monkeypatch.undo()
+    assert client.get("/items/lost1").status_code == 404
+    assert client.get("/items/i00").status_code == 200
+    assert (path.read_bytes() if path.exists() else None) == before
+
+
+def test_concurrent_adds_and_recommends_never_see_half_a_change(client, run_dir):
+    items = [{"item_id": f"conc{n}", "title": f"Concurrent Film {n} ({2000 + n})"} for n in range(8)]
+
+    def add(item):
+        return client.post("/items", json=[item], headers=AUTH)
+
+    def ask(_):
+        return recommend(client, k=10)
+
+    with ThreadPoolExecutor(8) as pool:
+        adds = [pool.submit(add, i) for i in items]
+        asks = [pool.submit(ask, n) for n in range(8)]
+        assert all(f.result().status_code == 201 for f in adds)
+        assert all(f.result().status_code == 200 for f in asks)
+    saved = {a["item_id"] for a in json.loads((run_dir / "catalogue_changes.json").read_text())["added"]}
+    assert {i["item_id"] for i in items} <= saved
+    for i in items:
+        assert client.get(f"/items/{i['item_id']}").json() == i
+    sizes = client.get("/info").json()
+    assert sizes["catalogue_size"] == 30 + sizes["items_added"] - sizes["items_removed"]
+
+
+# ---------------------------------------------------------------------- metadata
+
+
+def test_health_and_info(client):
+    h = client.get("/health")
+    assert h.status_code == 200 and h.json()["status"] == "ok" and h.json()["catalogue_size"] >= 30
+    info = client.get("/info").json()
+    assert info["backbone"] == "tiny-random-llama" and info["decode"] == "beam" and info["beams"] == 10
+    assert info["dataset"]["name"] == "tiny" and info["token_required"] is True
+    assert info["max_batch"] == 16 and info["max_wait_ms"] == 20 and info["adapter"].endswith("adapter")
+
+
+def test_openapi_schema(client):
+    r = client.get("/openapi.json")
+    assert r.status_code == 200
+    schema = r.json()
+    assert {"/recommend", "/recommend/batch", "/items", "/items/{item_id}", "/health", "/info"} <= set(schema["paths"])
+    req = schema["components"]["schemas"]["RecommendRequest"]
+    assert req["properties"]["k"]["minimum"] == 1 and req["properties"]["k"]["maximum"] == 100
+    assert req["properties"]["history"]["maxItems"] == 200 and req["properties"]["history"]["minItems"] == 1
+    post = schema["paths"]["/recommend"]["post"]
+    assert post["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
+    add = schema["paths"]["/items"]["post"]
+    assert add["security"] and {"401", "403", "409", "413", "422"} <= set(add["responses"])
+    assert "security" not in schema["paths"]["/items/{item_id}"]["get"]

@@ -1,0 +1,105 @@
+"""`genrec recommend` and `genrec serve` through typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from genrec.cli import _register, app
+from tests._util import requires_packaged
+
+pytestmark = requires_packaged
+_register()
+runner = CliRunner()
+
+
+def test_recommend_prints_json_from_arguments_and_a_file(tiny_run, tmp_path):
+    history = tmp_path / "history.txt"
+    history.write_text("Fargo (1996)\n\n  i05  \n", encoding="utf-8")
+    r = runner.invoke(app, ["recommend", "--run", str(tiny_run), "Heat (1995)", "--file", str(history), "-k", "4", "--json"])
+    assert r.exit_code == 0, r.output
+    body = json.loads(r.stdout)
+    assert body["unknown"] == [] and len(body["items"]) == 4
+    assert not {"i20", "i23", "i05"} & {i["item_id"] for i in body["items"]}  # Heat, Fargo and i05 are the history
+
+
+@pytest.fixture
+def loaded(monkeypatch, recommender):
+    """Skip the model load in CLI tests that check only the command's own logic."""
+    from genrec.api import Recommender
+
+    calls = []
+
+    def fake_load(run, dataset=None, **options):
+        calls.append({"run": run, "dataset": dataset, **options})
+        return recommender
+
+    monkeypatch.setattr(Recommender, "load", staticmethod(fake_load))
+    return calls
+
+
+def test_recommend_reads_stdin_and_prints_a_table(loaded, recommender):
+    r = runner.invoke(app, ["recommend", "--run", "RUN", "-", "-k", "3", "--decode", "exact"], input="Heat (1995)\ni00\n")
+    assert r.exit_code == 0, r.output
+    expected = recommender.recommend(["Heat (1995)", "i00"], k=3, decode="exact")
+    for item in expected:
+        assert item.title in r.stdout and item.item_id in r.stdout
+    assert loaded[0]["decode"] == "exact" and loaded[0]["beams"] == 10
+
+
+def test_unknown_titles_exit_2_with_suggestions(loaded):
+    r = runner.invoke(app, ["recommend", "--run", "RUN", "Heat (1995)", "Heet"])
+    assert r.exit_code == 2
+    assert "Heet" in r.stderr and "did you mean: 'Heat (1995)'" in r.stderr
+    r = runner.invoke(app, ["recommend", "--run", "RUN", "Heat (1995)", "Heet", "--skip-unknown", "--json", "-k", "2"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["unknown"] == ["Heet"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "history is empty"),
+        (["Heat (1995)", "-k", "0"], "positive integer"),
+        (["Heat (1995)", "-k", "31", "--decode", "exact"], "larger than the catalogue"),
+        (["Heat (1995)", "--file", "/no/such/file"], "cannot read the history file"),
+    ],
+)
+def test_recommend_refuses_bad_input(loaded, args, message):
+    r = runner.invoke(app, ["recommend", "--run", "RUN", *args])
+    assert r.exit_code == 2 and message in r.stderr
+
+
+def test_recommend_widens_the_beam_for_a_large_k(loaded):
+    r = runner.invoke(app, ["recommend", "--run", "RUN", "Heat (1995)", "-k", "12", "--json"])
+    assert loaded[0]["beams"] == 12
+    assert r.exit_code == 2 and "beam width (10)" in r.stderr  # the fake keeps its 10 beams
+
+
+def test_serve_wires_options_and_reads_the_token_from_the_environment(loaded, monkeypatch):
+    import uvicorn
+
+    served = {}
+    monkeypatch.setattr(uvicorn, "run", lambda application, **kw: served.update(app=application, **kw))
+    r = runner.invoke(app, ["serve", "--run", "RUN", "--port", "8123", "--max-batch", "4", "--max-wait-ms", "2"],
+                      env={"GENREC_API_TOKEN": "from-env"})
+    assert r.exit_code == 0, r.output
+    assert (served["host"], served["port"], served["workers"]) == ("127.0.0.1", 8123, 1)
+    assert loaded[0]["batch_size"] == 4 and loaded[0]["persist"] is True
+    with TestClient(served["app"]) as c:
+        info = c.get("/info").json()
+        assert info["token_required"] is True and info["max_batch"] == 4 and info["max_wait_ms"] == 2
+        assert c.delete("/items/i00").status_code == 401
+        assert c.delete("/items/nope", headers={"Authorization": "Bearer from-env"}).status_code == 404
+
+
+def test_serve_warns_when_reachable_without_a_token(loaded, monkeypatch):
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", lambda application, **kw: None)
+    r = runner.invoke(app, ["serve", "--run", "RUN", "--host", "0.0.0.0"], env={"GENREC_API_TOKEN": None})
+    assert r.exit_code == 0 and "no --token is set" in r.stderr
+    r = runner.invoke(app, ["serve", "--run", "RUN", "--max-batch", "0"])
+    assert r.exit_code == 2 and "--max-batch" in r.stderr
