@@ -60,7 +60,8 @@ def run_quickstart(plan: QuickstartPlan, say: Say = print, eval_progress=None, t
 
     def run_eval(name: str, rec, batch_size: int) -> Path:
         t0 = time.perf_counter()
-        result = evaluate(rec, ds, split="test", k_max=20, limit=plan.users, seed=plan.seed,
+        # every method ranks as deep as beam search can (K <= beams), so the curves compare
+        result = evaluate(rec, ds, split="test", k_max=plan.beams, limit=plan.users, seed=plan.seed,
                           batch_size=batch_size, progress=eval_progress(name) if eval_progress else None)
         dest = out / f"eval-{name}"
         write_eval(result, dest)
@@ -88,6 +89,7 @@ def run_quickstart(plan: QuickstartPlan, say: Say = print, eval_progress=None, t
     dirs.append(run_eval("genrec", rec, 16))
 
     comparison = compare(dirs, out / "comparison", seed=plan.seed)
+    comparison["users"] = {"evaluated": plan.users, "test_users": n_test}
     comparison["timings"] = {k: round(v, 1) for k, v in timings.items()}
     comparison["genrec_training"] = {
         "steps": info["steps_done"], "examples": info["examples_seen"], "train_seconds": info["train_seconds"],

@@ -78,3 +78,17 @@ def test_cold_start_command_on_an_evaluation(tiny_dataset, tmp_path):
     assert r.exit_code == 0 and "cold (1 users)" in r.stdout
     r = runner.invoke(app, ["cold-start", str(tmp_path)])
     assert r.exit_code == 2 and "not an evaluation folder" in r.stderr
+
+
+def test_evaluate_cold_start_option_stores_the_breakdown(tiny_dataset, tmp_path):
+    out = tmp_path / "pop"
+    r = runner.invoke(app, ["evaluate", str(tiny_dataset.path), "--method", "popularity", "--out", str(out),
+                            "--resamples", "50", "--cold-start"])
+    assert r.exit_code == 0, r.output
+    assert "cold targets (1 users)" in r.stdout and "warm targets (19 users)" in r.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    cold = metrics["cold_start"]
+    assert cold["cold_items"] == 1 and (cold["cold"]["n_users"], cold["warm"]["n_users"]) == (1, 19)
+    assert cold["all"]["hr@10"] == pytest.approx(metrics["hr@10"])
+    # popularity never ranks an item no training sequence holds: the cold target is always missed
+    assert cold["cold"]["hr@10"] == 0.0

@@ -60,6 +60,7 @@ def evaluate(
     max_minutes: Annotated[float | None, typer.Option(help="sasrec: training time budget in minutes")] = None,
     threads: Annotated[int | None, typer.Option(help="sasrec: torch CPU threads")] = None,
     device: Annotated[str | None, typer.Option(help="sasrec: torch device (cpu, cuda)")] = None,
+    cold_start: Annotated[bool, typer.Option("--cold-start", help="also report HR/NDCG/MRR separately for targets that never occur in training (cold) and the rest (warm), in metrics.json under cold_start")] = False,
     overrides: Annotated[list[str] | None, typer.Option("--set", help="method config field, KEY=VALUE (repeatable), e.g. --set hidden=128 --set n_last=3")] = None,
 ) -> None:
     """Rank the full catalogue for every user of a split and write metrics.json, rankings.parquet, report.md, plot.png.
@@ -131,6 +132,8 @@ def evaluate(
             )
         if result is not None:
             write_eval(result, out_dir)
+            if cold_start:
+                cold = _add_cold_start(out_dir, ds, resamples, seed)
     except GenrecError as e:
         fail(e)
     finally:
@@ -148,7 +151,31 @@ def evaluate(
         else f"{method}: MRR {s['mrr']:.4f}",
         highlight=False,
     )
+    if cold_start:
+        groups = {g: cold[g] for g in ("cold", "warm")}
+        out.print(
+            f"cold start: {cold['cold_items']:,} of {cold['catalogue_size']:,} items never in training; "
+            + "; ".join(f"{g} targets ({v['n_users']:,} users) HR@10 {_fmt4(v.get('hr@10'))} NDCG@10 {_fmt4(v.get('ndcg@10'))}"
+                        for g, v in groups.items()),
+            highlight=False,
+        )
     console.print(f"[green]wrote[/] {out_dir}/metrics.json, rankings.parquet, report.md, plot.png")
+
+
+def _fmt4(x) -> str:
+    return "–" if x is None or x != x else f"{x:.4f}"
+
+
+def _add_cold_start(out_dir: Path, ds, resamples: int, seed: int) -> dict:
+    """Cold/warm breakdown of the evaluation just written, stored in its metrics.json."""
+    from .._io import read_json, write_json
+    from ..evaluation.cold import cold_start_from_eval
+
+    cold = cold_start_from_eval(out_dir, ds, n_resamples=resamples, seed=seed)
+    metrics = read_json(out_dir / "metrics.json")
+    metrics["cold_start"] = {k: v for k, v in cold.items() if k not in ("method", "dataset", "split")}
+    write_json(out_dir / "metrics.json", metrics)
+    return cold
 
 
 class _nothing:

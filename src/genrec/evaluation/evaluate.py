@@ -205,7 +205,7 @@ def evaluate(
         "n_items": len(dataset.catalogue),
         "dataset_path": str(dataset.path),
         "dataset_split": dataset.manifest.get("split"),
-        "method_config": config.model_dump(mode="json") if hasattr(config, "model_dump") else None,
+        "method_config": config.model_dump(mode="json") if hasattr(config, "model_dump") else getattr(recommender, "options", None),
         # what training did (epochs, time, why it stopped), for methods that report it
         "fit": getattr(recommender, "fit_info", None),
     }

@@ -6,6 +6,8 @@ trained, so a typo lists the valid names instead of failing deep inside peft.
 
 from __future__ import annotations
 
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -52,13 +54,20 @@ def attach_lora(model: torch.nn.Module, settings) -> torch.nn.Module:
         bias="none",
         task_type=TaskType.CAUSAL_LM,
     )
-    import warnings
-
-    with warnings.catch_warnings():
+    with _quiet_peft():
         # LoRA on a tied lm_head adapts the output projection only; the input embeddings
         # stay as they are, which is what is wanted (peft warns about merging such adapters)
         warnings.filterwarnings("ignore", message=".*tie_word_embeddings.*", category=UserWarning)
         return get_peft_model(model, config)
+
+
+@contextmanager
+def _quiet_peft():
+    """peft reads transformers' deprecated `is_gradient_checkpointing` (a FutureWarning that
+    users of genrec cannot act on)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield
 
 
 def load_adapter(model: torch.nn.Module, adapter_dir: str | Path, trainable: bool = False) -> torch.nn.Module:
@@ -67,4 +76,5 @@ def load_adapter(model: torch.nn.Module, adapter_dir: str | Path, trainable: boo
     adapter_dir = Path(adapter_dir)
     if not (adapter_dir / "adapter_config.json").is_file():
         raise GenrecError(f"{adapter_dir} holds no PEFT adapter (no adapter_config.json)", "point at a run's adapter/ folder")
-    return PeftModel.from_pretrained(model, adapter_dir, is_trainable=trainable)
+    with _quiet_peft():
+        return PeftModel.from_pretrained(model, adapter_dir, is_trainable=trainable)

@@ -36,6 +36,18 @@ class GenRec(Recommender):
         self.train_config = train_config
         self._loaded = False
 
+    @property
+    def options(self) -> dict:
+        """The run and decoding settings, as recorded in an evaluation's metrics.json."""
+        cfg = getattr(self, "cfg", None)
+        return {
+            "run": str(self.run_dir) if self.run_dir else None, "decode": self.decode, "beams": self.beams,
+            "grounding": self.grounding if self.decode == "free" else None,
+            "max_expansions": self.max_expansions if self.decode == "exact" else None,
+            "renormalise": self.renormalise, "length_normalise": self.length_normalise,
+            "backbone": cfg.backbone if cfg else None, "item_repr": cfg.item_repr if cfg else None,
+        }
+
     # ------------------------------------------------------------------ lifecycle
 
     def fit(self, dataset: Dataset, progress=None) -> GenRec:

@@ -1,0 +1,221 @@
+"""Quality of every method on one real data set, on the same test users, reproducibly.
+
+    python bench/quality.py DATASET [--methods popularity,last-item,sasrec,genrec-beam] [--out bench/results]
+
+DATASET: ``ml-latest-small`` (bundled), ``ml-100k`` and ``ml-1m`` (RecBole files in
+../shared/data), ``amazon-toys`` (GenRec's released JSON in ../shared/data). The data are
+prepared with leave-one-out splits; every method ranks the full catalogue (seen items
+excluded) for the same seeded subset of ``--users`` test users (all when omitted).
+
+Methods: ``popularity``, ``last-item`` (BM25 on titles), ``sasrec`` (trained within
+``--sasrec-minutes``), ``genrec-beam`` / ``genrec-exact`` / ``genrec-free`` (one LoRA run
+of ``--backbone`` with the ``--preset`` preset for ``--genrec-steps`` optimizer steps on
+at most ``--train-users`` users, decoded three ways), and ``genrec-id`` (the same training
+with random item IDs instead of titles). ``--genrec-run`` reuses a trained run instead.
+
+Writes ``OUT/<dataset>.json`` (method name → its metrics.json, plus ``settings``),
+``OUT/<dataset>.md`` (the table with 95% intervals) and ``OUT/<dataset>.png`` (HR@K and
+NDCG@K against K). Intermediate folders go to ``--work`` (kept: a rerun reuses the
+prepared data and finished evaluations with the same settings). The last line is
+``RESULT`` with each method's HR@10. Same arguments and seed → same figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+DATASETS = {
+    "ml-latest-small": ("bundled", None),
+    "ml-100k": ("recbole", SHARED / "ml-100k"),
+    "ml-1m": ("recbole", SHARED / "ml-1m"),
+    "amazon-toys": ("genrec-json", SHARED / "amazon-toys-genrec"),
+}
+METHODS = ("popularity", "last-item", "sasrec", "genrec-beam", "genrec-exact", "genrec-free", "genrec-id")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("dataset", choices=sorted(DATASETS))
+    p.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of: " + ", ".join(METHODS))
+    p.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    p.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "genrec-quality")
+    p.add_argument("--users", type=int, default=None, help="evaluate on a seeded subset of this many test users")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sasrec-minutes", type=float, default=5.0)
+    p.add_argument("--backbone", default="smollm2-135m")
+    p.add_argument("--preset", default="cpu")
+    p.add_argument("--genrec-steps", type=int, default=60)
+    p.add_argument("--train-users", type=int, default=None, help="train GenRec on a seeded subset of this many users")
+    p.add_argument("--genrec-run", type=Path, default=None, help="evaluate this trained run instead of training one")
+    p.add_argument("--beams", type=int, default=10)
+    p.add_argument("--max-expansions", type=int, default=2000, help="node budget of exact decoding per user")
+    a = p.parse_args(argv)
+    methods = [m.strip() for m in a.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        p.error(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
+    a.methods = methods
+    if a.genrec_run is not None and not (a.genrec_run / "adapter").is_dir():
+        p.error(f"--genrec-run {a.genrec_run} has no adapter/ folder; pass a run folder written by `genrec train`")
+    return a
+
+
+def prepared(name: str, work: Path):
+    from genrec.data import Dataset, prepare, read_source
+
+    fmt, path = DATASETS[name]
+    if path is not None and not path.exists():
+        sys.exit(f"error: {path} does not exist; {name} is read from ../shared/data beside the repository")
+    data = work / name / "data"
+    if not (data / "manifest.json").is_file():
+        print(f"preparing {name} → {data}", flush=True)
+        prepare(read_source(fmt, path), data)
+    return Dataset(data)
+
+
+def train_run(ds, run: Path, a: argparse.Namespace, item_repr: str) -> dict:
+    from genrec.cli.train import resolve_train_config
+    from genrec.training.loop import train
+
+    overrides = [f"item_repr={item_repr}"]  # training keeps the preset's own seed
+    if a.train_users:
+        overrides.append(f"max_users={a.train_users}")
+    cfg = resolve_train_config(a.preset, a.backbone, a.genrec_steps, overrides)
+    settings = {"backbone": cfg.backbone, "preset": a.preset, "steps": a.genrec_steps, "train_users": a.train_users,
+                "item_repr": item_repr}
+    done = run / "bench-settings.json"
+    if (run / "adapter").is_dir() and done.is_file() and json.loads(done.read_text()) == settings:
+        print(f"reusing {run}", flush=True)
+        return settings
+    print(f"training {item_repr} GenRec ({cfg.backbone}, {a.preset} preset, {a.genrec_steps} steps) → {run}", flush=True)
+
+    def progress(e):
+        if e["kind"] == "train" and e["step"] % 10 == 0:
+            print(f"  step {e['step']}  loss {e['loss']:.3f}  {e['tokens_per_second']:.0f} tok/s", flush=True)
+
+    info = train(ds.path, run, cfg, overwrite=True, progress=progress)
+    settings["train_seconds"] = round(info["train_seconds"], 1)
+    done.write_text(json.dumps({k: v for k, v in settings.items() if k != "train_seconds"}))
+    return settings
+
+
+def main(argv=None) -> None:
+    a = parse_args(argv)
+    import torch
+
+    from genrec.evaluation import compare, evaluate, write_eval
+    from genrec.recommenders import build_method
+    from genrec.recommenders.genrec import GenRec
+
+    work = a.work / a.dataset
+    ds = prepared(a.dataset, a.work)
+    n_test = ds.manifest["examples"]["test"]
+    users = a.users or n_test
+    settings: dict = {"command": " ".join(["python bench/quality.py", *(argv if argv is not None else sys.argv[1:])]),
+                      "dataset": a.dataset, "users": users, "of_test_users": n_test, "seed": a.seed,
+                      "methods": a.methods, "sasrec_minutes": a.sasrec_minutes, "beams": a.beams,
+                      "exact_max_expansions": a.max_expansions, "threads": torch.get_num_threads()}
+    runs: dict[str, Path] = {}
+    if any(m.startswith("genrec-") and m != "genrec-id" for m in a.methods):
+        if a.genrec_run:
+            runs["title"] = a.genrec_run
+            settings["genrec"] = {"run": str(a.genrec_run), "trained_elsewhere": True}
+        else:
+            runs["title"] = work / "run-title"
+            settings["genrec"] = train_run(ds, runs["title"], a, "title")
+    if "genrec-id" in a.methods:
+        runs["random-id"] = work / "run-random-id"
+        settings["genrec-id"] = train_run(ds, runs["random-id"], a, "random-id")
+
+    def build(method: str):
+        if method in ("popularity", "last-item"):
+            return build_method(method, ds), 256
+        if method == "sasrec":
+            return build_method("sasrec", ds, {"max_minutes": a.sasrec_minutes, "seed": a.seed,
+                                               "threads": torch.get_num_threads()}), 256
+        decode = "beam" if method == "genrec-id" else method.removeprefix("genrec-")
+        run = runs["random-id" if method == "genrec-id" else "title"]
+        return GenRec.load(run, ds, decode=decode, beams=a.beams, batch_size=8, max_expansions=a.max_expansions), 8
+
+    results, dirs = {}, []
+    for method in a.methods:
+        dest = work / f"eval-{method}"
+        t0 = time.perf_counter()
+        print(f"{method}: build and evaluate on {users} test users", flush=True)
+        rec, batch = build(method)
+        last = [0.0]
+
+        def progress(done, total, t0=t0, last=last):
+            if time.perf_counter() - last[0] > 30 or done >= total:
+                last[0] = time.perf_counter()
+                print(f"  {done}/{total} users, {time.perf_counter() - t0:.0f} s", flush=True)
+
+        # every method ranks as deep as beam search can (K <= beams), so the curves compare
+        result = evaluate(rec, ds, split="test", k_max=a.beams, limit=users if users < n_test else None, seed=a.seed,
+                          batch_size=batch, progress=progress)
+        write_eval(result, dest)
+        metrics = json.loads((dest / "metrics.json").read_text())
+        metrics["method"] = method
+        metrics["wall_seconds"] = round(time.perf_counter() - t0, 1)
+        (dest / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        results[method] = metrics
+        dirs.append(dest)
+        del rec
+
+    a.out.mkdir(parents=True, exist_ok=True)
+    results["settings"] = settings
+    (a.out / f"{a.dataset}.json").write_text(json.dumps(results, indent=2, default=str))
+    if len(dirs) >= 2:
+        cmp_dir = work / "comparison"
+        compare(dirs, cmp_dir, seed=a.seed)
+        shutil.copyfile(next(cmp_dir.glob("*.png")), a.out / f"{a.dataset}.png")
+    table = markdown(results, settings)
+    (a.out / f"{a.dataset}.md").write_text(table)
+    print(table)
+    print("RESULT " + " ".join(f"{m}_hr10={results[m]['hr@10']:.4f}" for m in a.methods))
+
+
+def markdown(results: dict, settings: dict) -> str:
+    s = settings
+    lines = [
+        f"### {s['dataset']}: {s['users']:,} of {s['of_test_users']:,} test users (seed {s['seed']}), "
+        "leave-one-out, full-catalogue ranking, seen items excluded",
+        "",
+        "| method | HR@5 | NDCG@5 | HR@10 [95% CI] | NDCG@10 [95% CI] | MRR | valid | coverage | users/s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for m in s["methods"]:
+        r = results[m]
+        ci = r.get("ci", {})
+
+        def cell(key, r=r, ci=ci):
+            lo_hi = ci.get(key)
+            return f"{r[key]:.4f}" + (f" [{lo_hi[0]:.4f}, {lo_hi[1]:.4f}]" if lo_hi else "")
+
+        lines.append(f"| {m} | {r['hr@5']:.4f} | {r['ndcg@5']:.4f} | {cell('hr@10')} | {cell('ndcg@10')} | {r['mrr']:.4f} "
+                     f"| {r['valid_rate']:.1%} | {r['coverage']:.3f} | {r['users_per_second']:.2f} |")
+    lines.append("")
+    budget = [f"SASRec trained for at most {s['sasrec_minutes']} min"]
+    for key in ("genrec", "genrec-id"):
+        g = s.get(key)
+        if g and not g.get("trained_elsewhere"):
+            budget.append(f"{key}: {g['backbone']} + LoRA ({g['preset']} preset), {g['steps']} steps"
+                          + (f" on {g['train_users']} users" if g.get("train_users") else "")
+                          + (f", {g['train_seconds'] / 60:.1f} min" if "train_seconds" in g else ""))
+        elif g:
+            budget.append(f"{key}: run {g['run']}")
+    lines.append("Budgets: " + "; ".join(budget) + f"; {s['beams']} beams; exact decoding budget "
+                 f"{s['exact_max_expansions']} expansions per user; {s['threads']} threads.")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""bench/quality.py and bench/make_results.py at toy scale (tiny model, a few users)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+
+from tests._util import REPO
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quality_writes_every_method_on_the_same_users_and_results_page(tmp_path, capsys):
+    quality = load("quality")
+    out = tmp_path / "results"
+    args = ["ml-latest-small", "--methods", "popularity,last-item,genrec-beam,genrec-id", "--users", "12",
+            "--backbone", "tiny-random-llama", "--genrec-steps", "2", "--train-users", "8",
+            "--out", str(out), "--work", str(tmp_path / "work")]
+    quality.main(args)
+    printed = capsys.readouterr().out
+    result = json.loads((out / "ml-latest-small.json").read_text())
+    assert set(result) == {"popularity", "last-item", "genrec-beam", "genrec-id", "settings"}
+    for method in ("popularity", "last-item", "genrec-beam", "genrec-id"):
+        assert result[method]["n_users"] == 12 and result[method]["method"] == method
+    assert result["genrec-beam"]["valid_rate"] == 1.0
+    assert result["genrec-id"]["settings"]["method_config"]["item_repr"] == "random-id"
+    assert result["settings"]["genrec"]["steps"] == 2 and "--users 12" in result["settings"]["command"]
+    table = (out / "ml-latest-small.md").read_text()
+    assert "| genrec-id |" in table and "12 of 671 test users" in table
+    assert (out / "ml-latest-small.png").stat().st_size > 0
+    assert printed.strip().splitlines()[-1].startswith("RESULT popularity_hr10=")
+
+    # a rerun with the same arguments reuses the trained runs and reproduces the figures
+    quality.main(args)
+    again = json.loads((out / "ml-latest-small.json").read_text())
+    assert "reusing" in capsys.readouterr().out
+    for method in ("popularity", "genrec-beam", "genrec-id"):
+        assert again[method]["hr@10"] == result[method]["hr@10"] and again[method]["mrr"] == result[method]["mrr"]
+
+    (out / "decode_speed.log").write_text("$ python bench/decode_speed.py\n# today; 2 cores\ntable\nRESULT ratio=3.1 agreement=0.9\n")
+    docs = tmp_path / "docs" / "RESULTS.md"
+    load("make_results").main(["--results", str(out), "--out", str(docs)])
+    page = docs.read_text()
+    assert "| genrec-id |" in page and "| ratio | 3.1 |" in page and "../results/ml-latest-small.png" in page
+
+
+def test_quality_refuses_unknown_methods(capsys):
+    with pytest.raises(SystemExit) as e:
+        load("quality").main(["ml-latest-small", "--methods", "bpr"])
+    assert e.value.code == 2 and "unknown methods ['bpr']" in capsys.readouterr().err
