@@ -16,7 +16,7 @@ with random item IDs instead of titles). ``--genrec-run`` reuses a trained run i
 Writes ``OUT/<dataset>.json`` (method name → its metrics.json, plus ``settings``),
 ``OUT/<dataset>.md`` (the table with 95% intervals) and ``OUT/<dataset>.png`` (HR@K and
 NDCG@K against K). Intermediate folders go to ``--work`` (kept: a rerun reuses the
-prepared data and finished evaluations with the same settings). The last line is
+prepared data and the trained runs with the same settings, and evaluates again). The last line is
 ``RESULT`` with each method's HR@10. Same arguments and seed → same figures.
 """
 
@@ -107,6 +107,18 @@ def train_run(ds, run: Path, a: argparse.Namespace, item_repr: str) -> dict:
     return settings
 
 
+def described_run(run: Path) -> dict:
+    """What a run given with --genrec-run was trained with (from its run.json and config.yaml)."""
+    from genrec.training.rundir import RunDir
+
+    rd = RunDir(run)
+    info, cfg = rd.info(), rd.config()
+    return {"run": str(run), "trained_elsewhere": True, "backbone": info["backbone"]["name"], "steps": info.get("steps_done"),
+            "examples_seen": info.get("examples_seen"), "train_seconds": info.get("train_seconds"),
+            "template": cfg.template, "loss_on": cfg.loss_on, "lr": cfg.lr, "lora_r": cfg.lora.r,
+            "train_users": cfg.max_users, "item_repr": cfg.item_repr}
+
+
 def main(argv=None) -> None:
     a = parse_args(argv)
     import torch
@@ -127,7 +139,7 @@ def main(argv=None) -> None:
     if any(m.startswith("genrec-") and m != "genrec-id" for m in a.methods):
         if a.genrec_run:
             runs["title"] = a.genrec_run
-            settings["genrec"] = {"run": str(a.genrec_run), "trained_elsewhere": True}
+            settings["genrec"] = described_run(a.genrec_run)
         else:
             runs["title"] = work / "run-title"
             settings["genrec"] = train_run(ds, runs["title"], a, "title")
@@ -211,7 +223,12 @@ def markdown(results: dict, settings: dict) -> str:
                           + (f" on {g['train_users']} users" if g.get("train_users") else "")
                           + (f", {g['train_seconds'] / 60:.1f} min" if "train_seconds" in g else ""))
         elif g:
-            budget.append(f"{key}: run {g['run']}")
+            budget.append(f"{key}: an earlier run of {g['backbone']} + LoRA (r={g['lora_r']}, lr {g['lr']}, {g['template']} "
+                          f"template, loss on {g['loss_on']}), {g['steps']} steps on {g['examples_seen']:,} examples"
+                          + (f", {g['train_seconds'] / 60:.1f} min" if g.get("train_seconds") else ""))
+    lines.append("valid: share of the returned list entries that are catalogue items (free decoding writes text, and "
+                 "only exact catalogue titles count); coverage: share of the catalogue in anyone's top 10.")
+    lines.append("")
     lines.append("Budgets: " + "; ".join(budget) + f"; {s['beams']} beams; exact decoding budget "
                  f"{s['exact_max_expansions']} expansions per user; {s['threads']} threads.")
     return "\n".join(lines) + "\n"

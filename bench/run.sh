@@ -22,5 +22,6 @@ trap 'rm -f "$tmp"' EXIT
     "$(python -c 'import platform, torch; print("python", platform.python_version(), "torch", torch.__version__)')"
   "$@" 2>&1
 } | tee "$tmp"
+chmod 644 "$tmp"
 mv "$tmp" "$log"
 trap - EXIT
