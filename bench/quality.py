@@ -215,7 +215,7 @@ def markdown(results: dict, settings: dict) -> str:
         lines.append(f"| {m} | {r['hr@5']:.4f} | {r['ndcg@5']:.4f} | {cell('hr@10')} | {cell('ndcg@10')} | {r['mrr']:.4f} "
                      f"| {r['valid_rate']:.1%} | {r['coverage']:.3f} | {r['users_per_second']:.2f} |")
     lines.append("")
-    budget = [f"SASRec trained for at most {s['sasrec_minutes']} min"]
+    budget = [f"SASRec trained for at most {s['sasrec_minutes']} min"] if "sasrec" in s["methods"] else []
     for key in ("genrec", "genrec-id"):
         g = s.get(key)
         if g and not g.get("trained_elsewhere"):
@@ -229,8 +229,11 @@ def markdown(results: dict, settings: dict) -> str:
     lines.append("valid: share of the returned list entries that are catalogue items (free decoding writes text, and "
                  "only exact catalogue titles count); coverage: share of the catalogue in anyone's top 10.")
     lines.append("")
-    lines.append("Budgets: " + "; ".join(budget) + f"; {s['beams']} beams; exact decoding budget "
-                 f"{s['exact_max_expansions']} expansions per user; {s['threads']} threads.")
+    if any(m.startswith("genrec") for m in s["methods"]):
+        budget.append(f"{s['beams']} beams")
+    if "genrec-exact" in s["methods"]:
+        budget.append(f"exact decoding budget {s['exact_max_expansions']} expansions per user")
+    lines.append("Budgets: " + "; ".join(budget + [f"{s['threads']} threads"]) + ".")
     return "\n".join(lines) + "\n"
 
 
