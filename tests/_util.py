@@ -18,3 +18,31 @@ requires_packaged = pytest.mark.skipif(
 requires_shared_data = pytest.mark.skipif(
     not SHARED_DATA.is_dir(), reason=f"needs the shared data sets at {SHARED_DATA}"
 )
+
+#: committed fixture names that differ from the names the readers expect: the fake
+#: MovieLens/RecBole rows are stored so that no committed path looks like the real
+#: ML-100K/ML-1M releases (whose terms forbid redistribution)
+_FIXTURE_RENAMES = {"dat-format": "ml-1m", "tab-format": "ml-100k"}
+_FIXTURE_SUFFIX = ".fixture"
+_materialised: dict[str, Path] = {}
+
+
+def fixture_dir(kind: str) -> Path:
+    """``tests/fixtures/KIND`` copied once per session to a temporary folder, with the
+    names GroupLens and RecBole use (``ml-1m/ratings.dat``, ``ml-100k/u.data``, ``*.inter``)."""
+    if kind not in _materialised:
+        import atexit
+        import shutil
+        import tempfile
+
+        root = Path(tempfile.mkdtemp(prefix=f"genrec-fixtures-{kind}-"))
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
+        dest = root / kind
+        shutil.copytree(REPO / "tests" / "fixtures" / kind, dest)
+        for path in sorted(dest.rglob(f"*{_FIXTURE_SUFFIX}")):
+            path.rename(path.with_name(path.name.removesuffix(_FIXTURE_SUFFIX)))
+        for old, new in _FIXTURE_RENAMES.items():
+            if (dest / old).is_dir():
+                (dest / old).rename(dest / new)
+        _materialised[kind] = dest
+    return _materialised[kind]

@@ -11,8 +11,9 @@ import pytest
 from genrec.data.sources.download import default_cache_dir, download_movielens
 from genrec.data.sources.movielens import read_movielens
 from genrec.errors import GenrecError
+from tests._util import fixture_dir
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "movielens"
+FIXTURES = fixture_dir("movielens")
 
 
 @pytest.fixture

@@ -1,7 +1,10 @@
 """MovieLens as GroupLens ships it: ml-100k, ml-1m/ml-10m (.dat) and ml-latest/ml-25m (.csv).
 
 The fixtures in tests/fixtures/movielens are hand-written fake rows in GroupLens's formats
-(ml-100k and ml-1m files in Latin-1); zips are built here from those folders.
+(ml-100k and ml-1m files in Latin-1), committed as ``tab-format``/``dat-format`` with a
+``.fixture`` suffix so that nothing in the repository looks like the real releases, and
+materialised under GroupLens's names by ``tests._util.fixture_dir``; zips are built here
+from those folders.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ import pytest
 from genrec.data import Dataset, prepare, read_source
 from genrec.data.sources.movielens import read_movielens
 from genrec.errors import DataFormatError
+from tests._util import fixture_dir
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "movielens"
+FIXTURES = fixture_dir("movielens")
 
 
 def rows(df: pl.DataFrame, *cols: str) -> list[tuple]:

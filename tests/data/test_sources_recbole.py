@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import shutil
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -12,8 +11,9 @@ import pytest
 from genrec.data import Dataset, prepare
 from genrec.data.sources.recbole import read_recbole
 from genrec.errors import DataFormatError
+from tests._util import fixture_dir
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "recbole"
+FIXTURES = fixture_dir("recbole")
 
 
 def rows(df: pl.DataFrame, *cols: str) -> list[tuple]:
