@@ -2,7 +2,7 @@
 
     python bench/make_results.py [--results bench/results] [--out docs/RESULTS.md]
 
-Reads ``<dataset>.json`` / ``.md`` / ``.png`` written by ``bench/quality.py``, the
+Reads ``quality-<dataset>.json`` / ``.md`` / ``.png`` written by ``bench/quality.py``, the
 ``*.log`` files written by ``bash bench/run.sh NAME python bench/NAME.py ...`` (command,
 date, machine, the script's whole output and its RESULT line), and ``notes.md`` (what
 the figures do and do not show; written by a person who read them). Nothing in the
@@ -49,7 +49,7 @@ def build(results: Path, out: Path) -> str:
     ]
     found = False
     for name in DATASETS:
-        md, js = results / f"{name}.md", results / f"{name}.json"
+        md, js = results / f"quality-{name}.md", results / f"quality-{name}.json"
         if not (md.is_file() and js.is_file()):
             continue
         found = True
@@ -57,8 +57,8 @@ def build(results: Path, out: Path) -> str:
         parts += [md.read_text().rstrip(), ""]
         if settings.get("command"):
             parts += [f"Command: `{settings['command']}`", ""]
-        if (results / f"{name}.png").is_file():
-            parts += [f"![{name}: HR@K and NDCG@K]({rel / f'{name}.png'})", ""]
+        if (results / f"quality-{name}.png").is_file():
+            parts += [f"![{name}: HR@K and NDCG@K]({rel / f'quality-{name}.png'})", ""]
     if not found:
         parts += ["No quality results yet: run `python bench/quality.py DATASET`.", ""]
     extra = results.parent / "baselines.md"  # bench/baselines.sh

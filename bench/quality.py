@@ -13,9 +13,10 @@ of ``--backbone`` with the ``--preset`` preset for ``--genrec-steps`` optimizer 
 at most ``--train-users`` users, decoded three ways), and ``genrec-id`` (the same training
 with random item IDs instead of titles). ``--genrec-run`` reuses a trained run instead.
 
-Writes ``OUT/<dataset>.json`` (method name → its metrics.json, plus ``settings``),
-``OUT/<dataset>.md`` (the table with 95% intervals) and ``OUT/<dataset>.png`` (HR@K and
-NDCG@K against K). Intermediate folders go to ``--work`` (kept: a rerun reuses the
+Writes ``OUT/quality-<dataset>.json`` (method name → its metrics.json, plus
+``settings``), ``OUT/quality-<dataset>.md`` (the table with 95% intervals) and
+``OUT/quality-<dataset>.png`` (HR@K and NDCG@K against K). The ``quality-`` prefix keeps
+result files from being mistaken for the MovieLens 100K/1M releases themselves. Intermediate folders go to ``--work`` (kept: a rerun reuses the
 prepared data and the trained runs with the same settings, and evaluates again). The last line is
 ``RESULT`` with each method's HR@10. Same arguments and seed → same figures.
 """
@@ -184,13 +185,14 @@ def main(argv=None) -> None:
 
     a.out.mkdir(parents=True, exist_ok=True)
     results["settings"] = settings
-    (a.out / f"{a.dataset}.json").write_text(json.dumps(results, indent=2, default=str))
+    stem = a.out / f"quality-{a.dataset}"
+    stem.with_suffix(".json").write_text(json.dumps(results, indent=2, default=str))
     if len(dirs) >= 2:
         cmp_dir = work / "comparison"
         compare(dirs, cmp_dir, seed=a.seed)
-        shutil.copyfile(next(cmp_dir.glob("*.png")), a.out / f"{a.dataset}.png")
+        shutil.copyfile(next(cmp_dir.glob("*.png")), stem.with_suffix(".png"))
     table = markdown(results, settings)
-    (a.out / f"{a.dataset}.md").write_text(table)
+    stem.with_suffix(".md").write_text(table)
     print(table)
     print("RESULT " + " ".join(f"{m}_hr10={results[m]['hr@10']:.4f}" for m in a.methods))
 

@@ -25,21 +25,21 @@ def test_quality_writes_every_method_on_the_same_users_and_results_page(tmp_path
             "--out", str(out), "--work", str(tmp_path / "work")]
     quality.main(args)
     printed = capsys.readouterr().out
-    result = json.loads((out / "ml-latest-small.json").read_text())
+    result = json.loads((out / "quality-ml-latest-small.json").read_text())
     assert set(result) == {"popularity", "last-item", "genrec-beam", "genrec-id", "settings"}
     for method in ("popularity", "last-item", "genrec-beam", "genrec-id"):
         assert result[method]["n_users"] == 12 and result[method]["method"] == method
     assert result["genrec-beam"]["valid_rate"] == 1.0
     assert result["genrec-id"]["settings"]["method_config"]["item_repr"] == "random-id"
     assert result["settings"]["genrec"]["steps"] == 2 and "--users 12" in result["settings"]["command"]
-    table = (out / "ml-latest-small.md").read_text()
+    table = (out / "quality-ml-latest-small.md").read_text()
     assert "| genrec-id |" in table and "12 of 671 test users" in table
-    assert (out / "ml-latest-small.png").stat().st_size > 0
+    assert (out / "quality-ml-latest-small.png").stat().st_size > 0
     assert printed.strip().splitlines()[-1].startswith("RESULT popularity_hr10=")
 
     # a rerun with the same arguments reuses the trained runs and reproduces the figures
     quality.main(args)
-    again = json.loads((out / "ml-latest-small.json").read_text())
+    again = json.loads((out / "quality-ml-latest-small.json").read_text())
     assert "reusing" in capsys.readouterr().out
     for method in ("popularity", "genrec-beam", "genrec-id"):
         assert again[method]["hr@10"] == result[method]["hr@10"] and again[method]["mrr"] == result[method]["mrr"]
@@ -48,7 +48,7 @@ def test_quality_writes_every_method_on_the_same_users_and_results_page(tmp_path
     docs = tmp_path / "docs" / "RESULTS.md"
     load("make_results").main(["--results", str(out), "--out", str(docs)])
     page = docs.read_text()
-    assert "| genrec-id |" in page and "| ratio | 3.1 |" in page and "../results/ml-latest-small.png" in page
+    assert "| genrec-id |" in page and "| ratio | 3.1 |" in page and "../results/quality-ml-latest-small.png" in page
 
 
 def test_quality_refuses_unknown_methods(capsys):
