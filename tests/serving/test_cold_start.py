@@ -92,3 +92,4 @@ def test_evaluate_cold_start_option_stores_the_breakdown(tiny_dataset, tmp_path)
     assert cold["all"]["hr@10"] == pytest.approx(metrics["hr@10"])
     # popularity never ranks an item no training sequence holds: the cold target is always missed
     assert cold["cold"]["hr@10"] == 0.0
+    assert "| cold | 1 |" in (out / "report.md").read_text()

@@ -131,9 +131,12 @@ def evaluate(
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
         if result is not None:
-            write_eval(result, out_dir)
             if cold_start:
-                cold = _add_cold_start(out_dir, ds, resamples, seed)
+                from ..evaluation.cold import cold_start_metrics
+
+                cold = cold_start_metrics(result.items, result.targets, ds, n_resamples=resamples, seed=seed)
+                result.metrics["cold_start"] = cold  # goes to metrics.json and report.md
+            write_eval(result, out_dir)
     except GenrecError as e:
         fail(e)
     finally:
@@ -164,18 +167,6 @@ def evaluate(
 
 def _fmt4(x) -> str:
     return "–" if x is None or x != x else f"{x:.4f}"
-
-
-def _add_cold_start(out_dir: Path, ds, resamples: int, seed: int) -> dict:
-    """Cold/warm breakdown of the evaluation just written, stored in its metrics.json."""
-    from .._io import read_json, write_json
-    from ..evaluation.cold import cold_start_from_eval
-
-    cold = cold_start_from_eval(out_dir, ds, n_resamples=resamples, seed=seed)
-    metrics = read_json(out_dir / "metrics.json")
-    metrics["cold_start"] = {k: v for k, v in cold.items() if k not in ("method", "dataset", "split")}
-    write_json(out_dir / "metrics.json", metrics)
-    return cold
 
 
 class _nothing:

@@ -137,6 +137,13 @@ def _report(summary: dict) -> str:
     lines.append(f"| valid rate | {_fmt(summary['valid_rate'])} | [{_fmt(lo)}, {_fmt(hi)}] |")
     for key in sorted(k for k in summary if k.startswith(("coverage@", "arp@", "pop_percentile@"))):
         lines.append(f"| {key} | {_fmt(summary[key])} | |")
+    cold = summary.get("cold_start")
+    if cold:
+        lines += ["", f"Cold start: {cold['cold_items']:,} of {cold['catalogue_size']:,} items occur in no training part.", "",
+                  "| targets | users | HR@10 | NDCG@10 | MRR |", "| --- | ---: | ---: | ---: | ---: |"]
+        for group in ("cold", "warm"):
+            g = cold[group]
+            lines.append(f"| {group} | {g['n_users']:,} | {_fmt(g.get('hr@10'))} | {_fmt(g.get('ndcg@10'))} | {_fmt(g.get('mrr'))} |")
     lines += ["", "![HR@K and NDCG@K](plot.png)", ""]
     fit = s.get("fit") or {}
     if fit:
