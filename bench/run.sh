@@ -17,7 +17,7 @@ log=bench/results/$name.log
 tmp=$(mktemp "bench/results/.$name.XXXX")
 trap 'rm -f "$tmp"' EXIT
 {
-  echo "\$ $*"
+  printf '$'; printf ' %q' "$@"; echo
   echo "# $(date -u +%Y-%m-%dT%H:%MZ); $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs);" \
     "$(python -c 'import platform, torch; print("python", platform.python_version(), "torch", torch.__version__)')"
   "$@" 2>&1
