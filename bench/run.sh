@@ -19,7 +19,7 @@ trap 'rm -f "$tmp"' EXIT
 {
   printf '$'; printf ' %q' "$@"; echo
   echo "# $(date -u +%Y-%m-%dT%H:%MZ); $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs);" \
-    "$(python -c 'import platform, torch; print("python", platform.python_version(), "torch", torch.__version__)')"
+    "$(python -c 'import platform, torch; print("python", platform.python_version(), "torch", torch.__version__)' 2>/dev/null || echo "python without torch: activate the project's environment")"
   "$@" 2>&1
 } | tee "$tmp"
 chmod 644 "$tmp"
