@@ -16,7 +16,17 @@ from collections.abc import Sequence
 
 import torch
 
+from ..errors import GenrecError
+
 _KWARG: dict[int, str] = {}
+
+
+def check_topk_request(prompts: Sequence, k: int, exclude: Sequence | None) -> None:
+    """The checks every top-k decoder makes on its arguments."""
+    if k < 1:
+        raise GenrecError(f"k must be at least 1, got {k}", "ask for one or more items")
+    if exclude is not None and len(exclude) != len(prompts):
+        raise GenrecError(f"exclude has {len(exclude)} lists for {len(prompts)} prompts", "pass one list per prompt")
 
 
 def _base(model):

@@ -117,10 +117,7 @@ def beam_search(
     carries its own copy in a plain Hugging Face cache. Both give the same result.
     """
     check_width(beams, k)
-    if k < 1:
-        raise GenrecError(f"k must be at least 1, got {k}", "ask for one or more items")
-    if exclude is not None and len(exclude) != len(prompts):
-        raise GenrecError(f"exclude has {len(exclude)} lists for {len(prompts)} prompts", "pass one list per prompt")
+    _lm.check_topk_request(prompts, k, exclude)
     pad_id = trie.eos_id if pad_id is None else pad_id
     stats = stats if stats is not None else BeamStats()
     shared = _shared.supported(model) if shared_prefix is None else shared_prefix

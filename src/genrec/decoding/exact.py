@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..errors import GenrecError
 from ..recommenders.base import NO_ITEM, Ranked
 from . import _lm
 from .trie import Trie
@@ -102,10 +101,7 @@ def exact_topk(
     best items found so far (proven ones first, then the best complete items still on
     its frontier) and ``stats.exhausted`` is True for it.
     """
-    if k < 1:
-        raise GenrecError(f"k must be at least 1, got {k}", "ask for one or more items")
-    if exclude is not None and len(exclude) != len(prompts):
-        raise GenrecError(f"exclude has {len(exclude)} lists for {len(prompts)} prompts", "pass one list per prompt")
+    _lm.check_topk_request(prompts, k, exclude)
     pad_id = trie.eos_id if pad_id is None else pad_id
     stats = stats if stats is not None else ExactStats()
     parts = []
