@@ -25,7 +25,63 @@ BENCHES = {
     "decode_speed": "Decoding speed and catalogue scale (`bench/decode_speed.py`)",
     "serve_load": "Serving under load (`bench/serve_load.py`)",
     "cpu_preset": "Which CPU settings learn (`bench/cpu_preset.py`)",
+    "quality": "Quality run log (`bench/quality.py`)",
 }
+METHODS = ("popularity", "last-item", "sasrec", "genrec-beam", "genrec-exact", "genrec-free", "genrec-id")
+
+
+def headline(results: Path) -> tuple[list[str], dict[str, dict]]:
+    """One row per data set: HR@10 of every method evaluated on it, and how many users."""
+    found = {}
+    for name in DATASETS:
+        js = results / f"quality-{name}.json"
+        if js.is_file():
+            found[name] = json.loads(js.read_text())
+    if not found:
+        return [], found
+    methods = [m for m in METHODS if any(m in r for r in found.values())]
+    lines = ["| data set | test users | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
+    for name, r in found.items():
+        s = r.get("settings", {})
+        users = f"{s.get('users', '?'):,} of {s.get('of_test_users', '?'):,}" if "users" in s else "?"
+        cells = [f"{r[m]['hr@10']:.4f}" if m in r else "" for m in methods]
+        lines.append(f"| {name} | {users} | " + " | ".join(cells) + " |")
+    return lines, found
+
+
+def headline_plot(found: dict[str, dict], path: Path) -> bool:
+    """HR@10 with its 95% interval, every method, every data set, one figure."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    methods = [m for m in METHODS if any(m in r for r in found.values())]
+    fig, ax = plt.subplots(figsize=(2.2 + 1.6 * len(found), 4))
+    width = 0.8 / len(methods)
+    for j, m in enumerate(methods):
+        xs, ys, lo, hi = [], [], [], []
+        for i, r in enumerate(found.values()):
+            if m in r:
+                v = r[m]["hr@10"]
+                ci = r[m].get("ci", {}).get("hr@10", [v, v])
+                xs.append(i + (j - (len(methods) - 1) / 2) * width)
+                ys.append(v)
+                lo.append(v - ci[0])
+                hi.append(ci[1] - v)
+        ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, label=m)
+    ax.set_xticks(range(len(found)), list(found))
+    ax.set_ylabel("HR@10 (95% interval)")
+    ax.set_title("Every method on the same test users, full-catalogue ranking")
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return True
 
 
 def result_line(log: str) -> dict[str, str]:
@@ -47,6 +103,11 @@ def build(results: Path, out: Path) -> str:
         "## Quality: every method on the same test users",
         "",
     ]
+    table, by_name = headline(results)
+    if table:
+        parts += ["HR@10 of every method, from the tables below (each names its budgets and users):", "", *table, ""]
+        if headline_plot(by_name, results / "headline.png"):
+            parts += [f"![HR@10 of every method on every data set]({rel / 'headline.png'})", ""]
     found = False
     for name in DATASETS:
         md, js = results / f"quality-{name}.md", results / f"quality-{name}.json"

@@ -93,9 +93,11 @@ def train_run(ds, run: Path, a: argparse.Namespace, item_repr: str) -> dict:
     settings = {"backbone": cfg.backbone, "preset": a.preset, "steps": a.genrec_steps, "train_users": a.train_users,
                 "item_repr": item_repr}
     done = run / "bench-settings.json"
-    if (run / "adapter").is_dir() and done.is_file() and json.loads(done.read_text()) == settings:
-        print(f"reusing {run}", flush=True)
-        return settings
+    if (run / "adapter").is_dir() and done.is_file():
+        before = json.loads(done.read_text())
+        if {k: v for k, v in before.items() if k != "train_seconds"} == settings:
+            print(f"reusing {run}", flush=True)
+            return before
     print(f"training {item_repr} GenRec ({cfg.backbone}, {a.preset} preset, {a.genrec_steps} steps) → {run}", flush=True)
 
     def progress(e):
@@ -104,7 +106,7 @@ def train_run(ds, run: Path, a: argparse.Namespace, item_repr: str) -> dict:
 
     info = train(ds.path, run, cfg, overwrite=True, progress=progress)
     settings["train_seconds"] = round(info["train_seconds"], 1)
-    done.write_text(json.dumps({k: v for k, v in settings.items() if k != "train_seconds"}))
+    done.write_text(json.dumps(settings))
     return settings
 
 

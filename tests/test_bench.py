@@ -41,6 +41,7 @@ def test_quality_writes_every_method_on_the_same_users_and_results_page(tmp_path
     quality.main(args)
     again = json.loads((out / "quality-ml-latest-small.json").read_text())
     assert "reusing" in capsys.readouterr().out
+    assert again["settings"]["genrec"]["train_seconds"] == result["settings"]["genrec"]["train_seconds"]
     for method in ("popularity", "genrec-beam", "genrec-id"):
         assert again[method]["hr@10"] == result[method]["hr@10"] and again[method]["mrr"] == result[method]["mrr"]
 
@@ -49,6 +50,10 @@ def test_quality_writes_every_method_on_the_same_users_and_results_page(tmp_path
     load("make_results").main(["--results", str(out), "--out", str(docs)])
     page = docs.read_text()
     assert "| genrec-id |" in page and "| ratio | 3.1 |" in page and "../results/quality-ml-latest-small.png" in page
+    # the headline row carries the same HR@10 as the data set's own table, and its plot exists
+    row = next(line for line in page.splitlines() if line.startswith("| ml-latest-small | 12 of 671 |"))
+    assert f"{result['genrec-beam']['hr@10']:.4f}" in row and f"{result['popularity']['hr@10']:.4f}" in row
+    assert (out / "headline.png").stat().st_size > 0 and "../results/headline.png" in page
 
 
 def test_quality_refuses_unknown_methods(capsys):

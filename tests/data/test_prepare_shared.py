@@ -116,3 +116,10 @@ def test_toys_comma_titles_are_recovered(tmp_path):
     assert manifest["examples"]["test"] == 5126
     ds = Dataset(tmp_path / "ds")
     assert "Zing Air Zano, Orange" in set(ds.catalogue.titles)
+
+
+def test_toys_folder_reads_like_its_file():
+    folder = needs("amazon-toys-genrec")
+    by_folder, by_file = read_source("genrec-json", folder), read_source("genrec-json", folder / "toys_test.json")
+    assert by_folder.interactions.equals(by_file.interactions)
+    assert by_folder.notes == by_file.notes

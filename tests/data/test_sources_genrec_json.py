@@ -102,6 +102,21 @@ def test_extra_titles_help_recovery(tmp_path):
     assert history(src, "u0000000") == ["Ball,Red", "Kite", "Top"]
 
 
+def test_a_folder_reads_every_json_file_in_name_order(tmp_path):
+    (tmp_path / "b_test.json").write_text(json.dumps([{"instruction": "i", "input": "Kite", "output": "Top"}]))
+    (tmp_path / "a_train.json").write_text(json.dumps([{"instruction": "i", "input": "Ball", "output": "Kite"}]))
+    (tmp_path / "notes.txt").write_text("not data")
+    src = read_genrec_json(tmp_path)
+    assert history(src, "u0000000") == ["Ball", "Kite"]
+    assert history(src, "u0000001") == ["Kite", "Top"]
+    assert src.notes["records"] == 2
+
+
+def test_a_folder_without_json_is_refused(tmp_path):
+    with pytest.raises(DataFormatError, match="folder without"):
+        read_genrec_json(tmp_path)
+
+
 def test_prepare_the_sample(tmp_path):
     manifest = prepare(read_genrec_json(SAMPLE), tmp_path / "ds")
     assert manifest["n_users"] == 14

@@ -4,7 +4,9 @@ The file is a list of ``{"instruction", "input", "output"}`` records: ``input`` 
 user's history of item titles joined by a bare ``","``, ``output`` the next title.
 Each record becomes one user (``u0000000``, ``u0000001``, ... so string order is file
 order) whose sequence is the history, then the output; there are no timestamps, so the
-order is the position. Items are identified by their titles.
+order is the position. Items are identified by their titles. A folder stands for every
+``*.json`` file in it, read in name order as one list (the released sets come as
+``<domain>_train.json``, ``_valid.json``, ``_test.json``).
 
 Titles contain commas (13.5% of the Toys targets), so splitting ``input`` on commas
 breaks them apart. The history is recovered against the catalogue of known titles (every
@@ -111,7 +113,14 @@ def read_genrec_json(path: str | Path, titles: Iterable[str] | None = None, **op
             "drop --map / --items for genrec-json; they belong to the table format",
         )
     path = Path(path)
-    records = _records(path)
+    if path.is_dir():
+        files = sorted(path.glob("*.json"))
+        if not files:
+            raise DataFormatError(f"{path} is a folder without *.json files",
+                                  "pass GenRec's JSON file itself, or a folder holding it (e.g. toys_test.json)")
+        records = [rec for f in files for rec in _records(f)]
+    else:
+        records = _records(path)
     known = {r["output"] for r in records} | set(titles or ())
     known.discard("")
     max_pieces = max(t.count(",") for t in known) + 1 if known else 1
