@@ -26,6 +26,7 @@ BENCHES = {
     "serve_load": "Serving under load (`bench/serve_load.py`)",
     "cpu_preset": "Which CPU settings learn (`bench/cpu_preset.py`)",
     "quality": "Quality run log (`bench/quality.py`)",
+    "top_items": "The items each method recommends most (`bench/top_items.py`, after `bench/quality.py`)",
 }
 METHODS = ("popularity", "last-item", "sasrec", "genrec-beam", "genrec-exact", "genrec-free", "genrec-id")
 

@@ -45,6 +45,14 @@ def test_quality_writes_every_method_on_the_same_users_and_results_page(tmp_path
     for method in ("popularity", "genrec-beam", "genrec-id"):
         assert again[method]["hr@10"] == result[method]["hr@10"] and again[method]["mrr"] == result[method]["mrr"]
 
+    # the most-recommended items, per method, from the rankings the run left in its work folder
+    load("top_items").main(["ml-latest-small", "--work", str(tmp_path / "work")])
+    printed = capsys.readouterr().out
+    assert "popularity: " in printed and " distinct items in 12 users' top 10" in printed
+    shares = dict(kv.split("=") for kv in printed.strip().splitlines()[-1].split()[1:])
+    assert set(shares) == {f"{m}_top_share" for m in ("popularity", "last-item", "genrec-beam", "genrec-id")}
+    assert 0 < float(shares["popularity_top_share"]) <= 1
+
     (out / "decode_speed.log").write_text("$ python bench/decode_speed.py\n# today; 2 cores\ntable\nRESULT ratio=3.1 agreement=0.9\n")
     docs = tmp_path / "docs" / "RESULTS.md"
     load("make_results").main(["--results", str(out), "--out", str(docs)])
@@ -54,6 +62,11 @@ def test_quality_writes_every_method_on_the_same_users_and_results_page(tmp_path
     row = next(line for line in page.splitlines() if line.startswith("| ml-latest-small | 12 of 671 |"))
     assert f"{result['genrec-beam']['hr@10']:.4f}" in row and f"{result['popularity']['hr@10']:.4f}" in row
     assert (out / "headline.png").stat().st_size > 0 and "../results/headline.png" in page
+
+
+def test_top_items_says_when_quality_has_not_run(tmp_path):
+    with pytest.raises(SystemExit, match="run `python bench/quality.py ml-100k` first"):
+        load("top_items").main(["ml-100k", "--work", str(tmp_path)])
 
 
 def test_quality_refuses_unknown_methods(capsys):
