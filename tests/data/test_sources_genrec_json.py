@@ -102,19 +102,21 @@ def test_extra_titles_help_recovery(tmp_path):
     assert history(src, "u0000000") == ["Ball,Red", "Kite", "Top"]
 
 
-def test_a_folder_reads_every_json_file_in_name_order(tmp_path):
-    (tmp_path / "b_test.json").write_text(json.dumps([{"instruction": "i", "input": "Kite", "output": "Top"}]))
-    (tmp_path / "a_train.json").write_text(json.dumps([{"instruction": "i", "input": "Ball", "output": "Kite"}]))
-    (tmp_path / "notes.txt").write_text("not data")
+def test_a_folder_with_one_json_file_reads_it(tmp_path):
+    (tmp_path / "toys_test.json").write_text(json.dumps([{"instruction": "i", "input": "Ball,Kite", "output": "Top"}]))
+    (tmp_path / "DATA_LICENSE").write_text("terms")
     src = read_genrec_json(tmp_path)
-    assert history(src, "u0000000") == ["Ball", "Kite"]
-    assert history(src, "u0000001") == ["Kite", "Top"]
-    assert src.notes["records"] == 2
+    assert history(src, "u0000000") == ["Ball", "Kite", "Top"]
+    assert src.name == "toys_test"
 
 
-def test_a_folder_without_json_is_refused(tmp_path):
-    with pytest.raises(DataFormatError, match="folder without"):
+@pytest.mark.parametrize("names", [[], ["toys_train.json", "toys_test.json"]])
+def test_a_folder_without_exactly_one_json_file_is_refused(tmp_path, names):
+    for name in names:
+        (tmp_path / name).write_text(json.dumps([{"instruction": "i", "input": "Ball", "output": "Kite"}]))
+    with pytest.raises(DataFormatError, match="is a folder with (no|2) \\*.json file") as e:
         read_genrec_json(tmp_path)
+    assert "toys_test.json" in e.value.fix
 
 
 def test_prepare_the_sample(tmp_path):

@@ -4,9 +4,10 @@ The file is a list of ``{"instruction", "input", "output"}`` records: ``input`` 
 user's history of item titles joined by a bare ``","``, ``output`` the next title.
 Each record becomes one user (``u0000000``, ``u0000001``, ... so string order is file
 order) whose sequence is the history, then the output; there are no timestamps, so the
-order is the position. Items are identified by their titles. A folder stands for every
-``*.json`` file in it, read in name order as one list (the released sets come as
-``<domain>_train.json``, ``_valid.json``, ``_test.json``).
+order is the position. Items are identified by their titles. A folder may be given when
+it holds one ``*.json`` file; with several (GenRec's repository has ``<domain>_train``,
+``_valid`` and ``_test`` files whose records can be windows of the same users) the file
+must be named, since each record would otherwise count as another user.
 
 Titles contain commas (13.5% of the Toys targets), so splitting ``input`` on commas
 breaks them apart. The history is recovered against the catalogue of known titles (every
@@ -115,12 +116,12 @@ def read_genrec_json(path: str | Path, titles: Iterable[str] | None = None, **op
     path = Path(path)
     if path.is_dir():
         files = sorted(path.glob("*.json"))
-        if not files:
-            raise DataFormatError(f"{path} is a folder without *.json files",
-                                  "pass GenRec's JSON file itself, or a folder holding it (e.g. toys_test.json)")
-        records = [rec for f in files for rec in _records(f)]
-    else:
-        records = _records(path)
+        if len(files) != 1:
+            found = f"{len(files)} *.json files ({', '.join(f.name for f in files)})" if files else "no *.json file"
+            raise DataFormatError(f"{path} is a folder with {found}",
+                                  "pass GenRec's JSON file itself, e.g. .../toys_test.json")
+        path = files[0]
+    records = _records(path)
     known = {r["output"] for r in records} | set(titles or ())
     known.discard("")
     max_pieces = max(t.count(",") for t in known) + 1 if known else 1
