@@ -31,26 +31,17 @@ BENCHES = {
 METHODS = ("popularity", "last-item", "sasrec", "genrec-beam", "genrec-exact", "genrec-free", "genrec-id")
 
 
-def headline(results: Path) -> tuple[list[str], dict[str, dict]]:
+def headline(found: dict[str, dict], methods: list[str]) -> list[str]:
     """One row per data set: HR@10 of every method evaluated on it, and how many users."""
-    found = {}
-    for name in DATASETS:
-        js = results / f"quality-{name}.json"
-        if js.is_file():
-            found[name] = json.loads(js.read_text())
-    if not found:
-        return [], found
-    methods = [m for m in METHODS if any(m in r for r in found.values())]
     lines = ["| data set | test users | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
     for name, r in found.items():
-        s = r.get("settings", {})
-        users = f"{s.get('users', '?'):,} of {s.get('of_test_users', '?'):,}" if "users" in s else "?"
+        s = r["settings"]
         cells = [f"{r[m]['hr@10']:.4f}" if m in r else "" for m in methods]
-        lines.append(f"| {name} | {users} | " + " | ".join(cells) + " |")
-    return lines, found
+        lines.append(f"| {name} | {s['users']:,} of {s['of_test_users']:,} | " + " | ".join(cells) + " |")
+    return lines
 
 
-def headline_plot(found: dict[str, dict], path: Path) -> bool:
+def headline_plot(found: dict[str, dict], methods: list[str], path: Path) -> bool:
     """HR@10 with its 95% interval, every method, every data set, one figure."""
     try:
         import matplotlib
@@ -59,7 +50,6 @@ def headline_plot(found: dict[str, dict], path: Path) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    methods = [m for m in METHODS if any(m in r for r in found.values())]
     fig, ax = plt.subplots(figsize=(2.2 + 1.6 * len(found), 4))
     width = 0.8 / len(methods)
     for j, m in enumerate(methods):
@@ -104,19 +94,17 @@ def build(results: Path, out: Path) -> str:
         "## Quality: every method on the same test users",
         "",
     ]
-    table, by_name = headline(results)
-    if table:
-        parts += ["HR@10 of every method, from the tables below (each names its budgets and users):", "", *table, ""]
-        if headline_plot(by_name, results / "headline.png"):
+    found = {name: json.loads(js.read_text()) for name in DATASETS if (js := results / f"quality-{name}.json").is_file()
+             and (results / f"quality-{name}.md").is_file()}
+    if found:
+        methods = [m for m in METHODS if any(m in r for r in found.values())]
+        parts += ["HR@10 of every method, from the tables below (each names its budgets and users):", "",
+                  *headline(found, methods), ""]
+        if headline_plot(found, methods, results / "headline.png"):
             parts += [f"![HR@10 of every method on every data set]({rel / 'headline.png'})", ""]
-    found = False
-    for name in DATASETS:
-        md, js = results / f"quality-{name}.md", results / f"quality-{name}.json"
-        if not (md.is_file() and js.is_file()):
-            continue
-        found = True
-        settings = json.loads(js.read_text()).get("settings", {})
-        parts += [md.read_text().rstrip(), ""]
+    for name, result in found.items():
+        settings = result["settings"]
+        parts += [(results / f"quality-{name}.md").read_text().rstrip(), ""]
         if settings.get("command"):
             parts += [f"Command: `{settings['command']}`", ""]
         if (results / f"quality-{name}.png").is_file():
