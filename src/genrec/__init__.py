@@ -5,7 +5,7 @@ a causal language model fine-tuned with LoRA on prompts listing the titles of a 
 items in order generates the title of the next item.
 """
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = ["RecommendedItem", "Recommender", "__version__"]
 

@@ -24,8 +24,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import Field
 
-from .. import __version__
 from .._io import atomic_dir, read_json, write_json
+from .._version import __version__
 from ..config import Config
 from ..errors import GenrecError
 from .catalogue import clean_catalogue

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from ..errors import GenrecError
-from ..recommenders.base import Ranked
+from ..ranking import Ranked
 from .beam import BeamStats, beam_search
 from .exact import ExactStats, exact_topk, score_items
 from .free import FreeDecoder, hf_beam_topk

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from ..errors import GenrecError
-from ..recommenders.base import NO_ITEM, Ranked
+from ..ranking import NO_ITEM, Ranked
 from . import _lm, _shared
 from .trie import Trie
 
@@ -209,7 +209,7 @@ def _search_batch(model, trie, prompts, users, k, W, exclude, *, pad_id, length_
         cuser = b_user[crow]
         is_eos = ctok == trie.eos_id
         # a token into a subtree whose live items are all excluded for this user is no candidate
-        c_item = np.full(crow.size, -1, dtype=np.int64)
+        c_item = np.full(crow.size, NO_ITEM, dtype=np.int64)
         c_item[is_eos] = trie.item_at(cchild[is_eos])
         bad = trie.blocked(cuser, cchild, overlay) | (is_eos & (c_item < 0))
         if bad.any():

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..recommenders.base import NO_ITEM, Ranked
+from ..ranking import NO_ITEM, Ranked
 from . import _lm
 from .trie import Trie
 
@@ -139,7 +139,7 @@ def _search(model, trie, prompts, excluded, k, expand, max_expansions, pad_id, s
         if not row.size:
             return
         s = scores[row] + lp[torch.from_numpy(row).to(device), torch.from_numpy(tok).to(device)].double().cpu().numpy()
-        item = np.where(tok == trie.eos_id, trie.item_at(child), -1)
+        item = np.where(tok == trie.eos_id, trie.item_at(child), NO_ITEM)
         h = heaps[u]
         for j in range(row.size):
             if tok[j] == trie.eos_id:
@@ -147,7 +147,7 @@ def _search(model, trie, prompts, excluded, k, expand, max_expansions, pad_id, s
                     continue
                 heapq.heappush(h, (-s[j], next(tie), -1, -1, -1, 0, int(item[j])))
             else:
-                heapq.heappush(h, (-s[j], next(tie), int(child[j]), int(slots[row[j]]), int(tok[j]), int(depths[row[j]]) + 1, -1))
+                heapq.heappush(h, (-s[j], next(tie), int(child[j]), int(slots[row[j]]), int(tok[j]), int(depths[row[j]]) + 1, NO_ITEM))
 
     for u in range(B):
         push_children(u, np.zeros(1, np.int64), np.zeros(1), np.array([-1]), np.zeros(1, np.int64), logp[u:u + 1])

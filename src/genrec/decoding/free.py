@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ..errors import GenrecError
-from ..recommenders.base import INVALID, NO_ITEM, Ranked
+from ..ranking import INVALID, NO_ITEM, Ranked
 from . import _lm
 from .trie import Trie
 
@@ -97,7 +97,7 @@ def hf_beam_topk(model, trie: Trie, prompts: Sequence[Sequence[int]], k: int, be
         r = 0
         for s, sc in zip(seqs, seq_scores, strict=True):
             node = trie.walk(s)
-            item = int(trie.item_at([node])[0]) if node >= 0 else -1
+            item = int(trie.item_at([node])[0]) if node >= 0 else NO_ITEM
             if item >= 0 and item not in banned and item not in items[u, :r]:
                 items[u, r], scores[u, r] = item, sc
                 r += 1
@@ -187,7 +187,7 @@ class FreeDecoder:
             body = [s[:-1] if s and s[-1] == eos else s for s in seqs]
             texts = [self.codec.tokenizer.decode(b, skip_special_tokens=True).strip() for b in body]
             self.last_texts.append(texts)
-            exact = [self._index.get(t, -1) for t in texts]
+            exact = [self._index.get(t, NO_ITEM) for t in texts]
             n_out += len(texts)
             n_invalid += sum(1 for e in exact if e < 0)
             banned = set(map(int, exclude[u])) if exclude is not None else set()

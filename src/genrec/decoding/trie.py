@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from ..errors import GenrecError
+from ..ranking import NO_ITEM
 
 _MERGE_MIN = 4096  # pending edges tolerated before a merge (and at least 1/64 of all edges)
 
@@ -232,15 +233,15 @@ class Trie:
         return out
 
     def item_at(self, nodes) -> np.ndarray:
-        """The item whose leaf each node is, or -1 (internal node, or a removed item)."""
+        """The item whose leaf each node is, or NO_ITEM (internal node, or a removed item)."""
         nodes = _np64(nodes)
-        out = np.full(nodes.shape, -1, dtype=np.int64)
+        out = np.full(nodes.shape, NO_ITEM, dtype=np.int64)
         if not self._leaf.size:
             return out
         pos = np.minimum(np.searchsorted(self._leaf, nodes), self._leaf.size - 1)
         hit = self._leaf[pos] == nodes
         items = self._leaf_item[pos[hit]].astype(np.int64)
-        out[hit] = np.where(self._alive[items], items, -1)
+        out[hit] = np.where(self._alive[items], items, NO_ITEM)
         return out
 
     def leaf_of(self, items) -> np.ndarray:

@@ -26,9 +26,10 @@ from typing import Literal
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from ..errors import GenrecError
-from ..recommenders.base import NO_ITEM, Recommender
+from ..ranking import NO_ITEM
+from ..recommenders.base import Recommender
 from . import distributed
 from .metrics import compute_metrics
 

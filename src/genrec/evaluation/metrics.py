@@ -17,10 +17,10 @@ Item Recommendation"):
   ``pop_percentile@K`` (the same with each item's popularity percentile in the catalogue,
   0 = least, 1 = most popular; ties share their mid-rank).
 
-A list that holds the same catalogue item twice is rejected (:class:`DuplicateItemsError`):
-counting it would let a method hit twice, and silently dropping it would hide a bug in
-the method. :func:`drop_duplicates` is there for methods (free-text decoding) that may
-legitimately produce repeats and must remove them before evaluation.
+Each user's outcome (the target's rank, valid and invalid slots) comes from the per-user
+kernels of :mod:`genrec.ranking` (:func:`~genrec.ranking.per_user`), which also reject a
+list that holds the same catalogue item twice (:class:`~genrec.ranking.DuplicateItemsError`;
+:func:`~genrec.ranking.drop_duplicates` removes legitimate repeats before evaluation).
 
 Confidence intervals are percentile bootstraps over users (Efron & Tibshirani 1993):
 resamples are drawn as multinomial counts so every metric shares the same resamples.
@@ -32,109 +32,17 @@ test for hit metrics.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import GenrecError
-from ..recommenders.base import INVALID, NO_ITEM
+
+# the per-user kernels live on the ground floor (validation during training and SASRec's
+# early stopping use them too); they are re-exported here for the callers of this module
+from ..ranking import INVALID, NO_ITEM, DuplicateItemsError, PerUser, check_lists, drop_duplicates, per_user  # noqa: F401
 
 #: the cut-offs written as top-level metrics (every K up to k_max goes in the curves)
 REPORTED_K = (1, 5, 10, 20)
-
-
-class DuplicateItemsError(GenrecError):
-    """A ranked list names the same catalogue item more than once."""
-
-
-@dataclass
-class PerUser:
-    """Per-user outcomes from which every metric is a mean (or a pooled ratio)."""
-
-    rank: np.ndarray  # (n,) int64: 1-based rank of the target in the list, 0 when absent
-    n_valid: np.ndarray  # (n,) int64: slots holding a catalogue item
-    n_invalid: np.ndarray  # (n,) int64: INVALID slots
-    k: int  # list length
-
-    def __len__(self) -> int:
-        return len(self.rank)
-
-    def hits(self, k_max: int | None = None) -> np.ndarray:
-        """(n, k_max) float: column K-1 is HR@K per user."""
-        k_max = k_max or self.k
-        ks = np.arange(1, k_max + 1)
-        return ((self.rank[:, None] >= 1) & (self.rank[:, None] <= ks[None, :])).astype(np.float64)
-
-    def ndcgs(self, k_max: int | None = None) -> np.ndarray:
-        """(n, k_max) float: column K-1 is NDCG@K per user."""
-        gain = 1.0 / np.log2(np.maximum(self.rank, 1).astype(np.float64) + 1.0) * (self.rank >= 1)
-        return self.hits(k_max) * gain[:, None]
-
-    def reciprocal_rank(self) -> np.ndarray:
-        return np.where(self.rank >= 1, 1.0 / np.maximum(self.rank, 1), 0.0)
-
-
-def check_lists(items: np.ndarray, n_items: int | None = None) -> None:
-    """Reject malformed lists: unknown markers, out-of-catalogue indices, duplicates."""
-    items = np.asarray(items)
-    if items.ndim != 2:
-        raise GenrecError(f"ranked items must be a 2-D array (users × slots), got shape {items.shape}")
-    bad = items < INVALID
-    if n_items is not None:
-        bad |= items >= n_items
-    if bad.any():
-        u, s = map(int, np.argwhere(bad)[0])
-        raise GenrecError(
-            f"user row {u}, slot {s} holds {int(items[u, s])}, which is neither a catalogue index "
-            f"(0..{(n_items or 0) - 1}) nor a marker (NO_ITEM={NO_ITEM}, INVALID={INVALID})",
-            "this is a bug in the recommender: it must return catalogue indices",
-        )
-    if items.shape[1] > 1:
-        srt = np.sort(items, axis=1)
-        dup = (srt[:, 1:] == srt[:, :-1]) & (srt[:, 1:] >= 0)
-        if dup.any():
-            u, s = map(int, np.argwhere(dup)[0])
-            raise DuplicateItemsError(
-                f"user row {u} lists catalogue item {int(srt[u, s])} more than once",
-                "a recommender must return each item at most once; remove repeats with "
-                "genrec.evaluation.metrics.drop_duplicates (keeps the first occurrence)",
-            )
-
-
-def drop_duplicates(items: np.ndarray, scores: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Keep each catalogue item's first occurrence; later repeats become NO_ITEM (and -inf)."""
-    items = np.array(items, dtype=np.int64, copy=True)
-    scores = None if scores is None else np.array(scores, dtype=np.float64, copy=True)
-    for u in range(items.shape[0]):
-        seen: set[int] = set()
-        for s in range(items.shape[1]):
-            i = int(items[u, s])
-            if i < 0:
-                continue
-            if i in seen:
-                items[u, s] = NO_ITEM
-                if scores is not None:
-                    scores[u, s] = -np.inf
-            seen.add(i)
-    return items, scores
-
-
-def per_user(items: np.ndarray, targets: Sequence[int] | np.ndarray, n_items: int | None = None) -> PerUser:
-    """Locate each user's target in their list (after :func:`check_lists`)."""
-    items = np.asarray(items, dtype=np.int64)
-    targets = np.asarray(targets, dtype=np.int64)
-    if items.ndim == 2 and items.shape[0] != len(targets):
-        raise GenrecError(f"{items.shape[0]} ranked lists but {len(targets)} targets")
-    check_lists(items, n_items)
-    match = items == targets[:, None]
-    rank = np.where(match.any(axis=1), match.argmax(axis=1) + 1, 0).astype(np.int64)
-    return PerUser(
-        rank=rank,
-        n_valid=(items >= 0).sum(axis=1).astype(np.int64),
-        n_invalid=(items == INVALID).sum(axis=1).astype(np.int64),
-        k=items.shape[1],
-    )
 
 
 def valid_rate(pu: PerUser) -> float:

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import GenrecError
-from .base import INVALID, NO_ITEM, Ranked, Recommender, top_k_from_scores
+from ..ranking import INVALID, NO_ITEM, Ranked
+from .base import Recommender, top_k_from_scores
 
 
 class _Methods(Mapping[str, type[Recommender]]):

@@ -1,57 +1,22 @@
 """One contract for every recommender (after LensKit's shared scorer interface).
 
 ``fit(dataset)`` learns from the training split (and may use the validation split for
-early stopping); ``recommend(histories, k)`` returns a :class:`Ranked` of catalogue
-indices with scores, best first. Metrics only ever see item indices, never strings.
+early stopping); ``recommend(histories, k)`` returns a :class:`~genrec.ranking.Ranked` of
+catalogue indices with scores, best first. Metrics only ever see item indices, never strings.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
-#: slot holds no recommendation (the method returned fewer than k)
-NO_ITEM = -1
-#: slot holds generated text that is not a catalogue item (free decoding only)
-INVALID = -2
-
-
-@dataclass
-class Ranked:
-    """Top-k lists for a batch of users: ``items[u, r]`` is a catalogue index or a marker."""
-
-    items: np.ndarray  # (n_users, k) int64; NO_ITEM / INVALID markers allowed
-    scores: np.ndarray  # (n_users, k) float64, -inf where items is NO_ITEM
-
-    def __post_init__(self) -> None:
-        self.items = np.asarray(self.items, dtype=np.int64)
-        self.scores = np.asarray(self.scores, dtype=np.float64)
-        if self.items.shape != self.scores.shape or self.items.ndim != 2:
-            raise ValueError(f"items {self.items.shape} and scores {self.scores.shape} must be equal 2-D shapes")
-
-    def __len__(self) -> int:
-        return self.items.shape[0]
-
-    @property
-    def k(self) -> int:
-        return self.items.shape[1]
-
-    @classmethod
-    def concat(cls, parts: Sequence[Ranked]) -> Ranked:
-        k = max((p.k for p in parts), default=0)
-
-        def pad(a: np.ndarray, fill) -> np.ndarray:
-            return np.pad(a, ((0, 0), (0, k - a.shape[1])), constant_values=fill)
-
-        return cls(
-            np.concatenate([pad(p.items, NO_ITEM) for p in parts]) if parts else np.zeros((0, 0)),
-            np.concatenate([pad(p.scores, -np.inf) for p in parts]) if parts else np.zeros((0, 0)),
-        )
+# the ranking types live on the ground floor (the decoders build them too); re-exported
+# here, where the recommender contract has always offered them
+from ..ranking import INVALID, NO_ITEM, Ranked  # noqa: F401
 
 
 def top_k_from_scores(scores: np.ndarray, k: int, exclude: Sequence[Sequence[int]] | None = None) -> Ranked:

@@ -18,7 +18,8 @@ import numpy as np
 
 from ..data.dataset import Dataset
 from ..errors import GenrecError
-from .base import Ranked, Recommender
+from ..ranking import NO_ITEM, Ranked
+from .base import Recommender
 
 DecodeMode = Literal["beam", "exact", "free"]
 
@@ -141,7 +142,7 @@ class GenRec(Recommender):
         ranked = self.decoder.topk(prompts, k, exclude)
         if self._removed and self.decode == "free":
             bad = np.isin(ranked.items, list(self._removed))
-            ranked.items[bad] = -1
+            ranked.items[bad] = NO_ITEM
             ranked.scores[bad] = -np.inf
         return ranked
 

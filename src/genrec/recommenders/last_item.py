@@ -36,7 +36,8 @@ from pydantic import Field
 from .._io import read_json, write_json
 from ..config import Config
 from ..errors import GenrecError
-from .base import NO_ITEM, Ranked, Recommender
+from ..ranking import NO_ITEM, Ranked
+from .base import Recommender
 
 _YEAR = re.compile(r"\s*\((\d{4})(?:[-–]\d{0,4})?\)\s*$")
 _WORD = re.compile(r"\w+", re.UNICODE)

@@ -14,7 +14,8 @@ import numpy as np
 
 from .._io import read_json, write_json
 from ..errors import GenrecError
-from .base import Ranked, Recommender, top_k_from_scores
+from ..ranking import Ranked
+from .base import Recommender, top_k_from_scores
 
 
 class Popularity(Recommender):

@@ -31,11 +31,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from pydantic import Field
 
-from .. import __version__
 from .._io import atomic_dir, read_json, write_json
+from .._version import __version__
 from ..config import Config
 from ..errors import GenrecError
-from .base import Ranked, Recommender, top_k_from_scores
+from ..ranking import Ranked, per_user
+from .base import Recommender, top_k_from_scores
 
 
 class SASRecConfig(Config):
@@ -220,8 +221,6 @@ class SASRec(Recommender):
         return self
 
     def _validate(self, histories: list[np.ndarray], targets: np.ndarray) -> dict:
-        from ..evaluation.metrics import per_user  # the same metric code as `genrec evaluate`
-
         pu = per_user(self.recommend(histories, k=10).items, targets, self.n_items)
         return {"ndcg@10": float(pu.ndcgs(10)[:, 9].mean()), "hr@10": float(pu.hits(10)[:, 9].mean())}
 

@@ -20,8 +20,8 @@ import json
 import shutil
 from pathlib import Path
 
-from .. import __version__
 from .._io import atomic_file, read_json, write_json
+from .._version import __version__
 from ..errors import GenrecError
 from .config import TrainConfig
 
