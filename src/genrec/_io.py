@@ -2,20 +2,99 @@
 
 Everything genrec writes goes to a temporary sibling first and is renamed into place,
 so a reader sees either the old complete output or the new complete one.
+
+:func:`check_out` is the one rule for where a command may write a folder: never over a
+file, an input of the same command, the current folder or one above it, or a folder
+holding anything but an earlier output of the same kind (and that only when asked).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from .errors import GenrecError
+
+#: the folders genrec writes, each recognised by the file only it writes there
+KINDS: dict[str, tuple[tuple[str, ...], str]] = {
+    "dataset": (("manifest.json",), "a dataset (genrec prepare)"),
+    "run": (("run.json",), "a training run (genrec train)"),
+    "evaluation": (("metrics.json",), "an evaluation (genrec evaluate)"),
+    "comparison": (("comparison.json",), "a comparison (genrec compare)"),
+    "quickstart": (("quickstart.json",), "a quickstart folder (genrec quickstart)"),
+    # a saved model's file is named after its method
+    "model": (("popularity.json", "last_item.json", "model.safetensors"), "a saved model (genrec evaluate --save-model)"),
+}
+
+
+def kind_of(path: str | os.PathLike) -> str | None:
+    """Which kind of genrec output the folder `path` holds, or None."""
+    path = Path(path)
+    for kind, (markers, _) in KINDS.items():
+        if any((path / m).is_file() for m in markers):
+            return kind
+    return None
+
+
+def check_out(
+    path: str | os.PathLike,
+    kind: str,
+    inputs: Iterable[str | os.PathLike | None] = (),
+    overwrite: bool = False,
+) -> Path:
+    """Refuse an output folder whose replacement would destroy something; returns it.
+
+    Refused: a file; an input of the command or a folder holding one; the current
+    folder or one above it; a non-empty folder that is not a genrec output of `kind`;
+    an output of `kind` unless `overwrite`. Checked before any work, so a refusal costs
+    nothing and changes nothing.
+    """
+    path = Path(path)
+    what = KINDS[kind][1]
+    where = path.resolve()
+    if path.exists() and not path.is_dir():
+        raise GenrecError(f"--out {path} is a file, not a folder", f"choose a new folder for {what}")
+    for given in inputs:
+        if given is None:
+            continue
+        src = Path(given).resolve()
+        if src == where or where in src.parents:
+            relation = "is" if src == where else "holds"
+            raise GenrecError(
+                f"--out {path} {relation} the input {given}; writing there would delete it",
+                "choose an output folder outside the input",
+            )
+    cwd = Path.cwd().resolve()
+    if where == cwd or where in cwd.parents:
+        raise GenrecError(
+            f"--out {path} is the current folder{'' if where == cwd else ' or a folder above it'}; it would be replaced as a whole",
+            f"name a new folder for {what}, e.g. --out ./out",
+        )
+    if path.is_dir() and any(path.iterdir()):
+        found = kind_of(path)
+        if found is None:
+            raise GenrecError(
+                f"--out {path} is a folder that is not empty and holds no genrec output; it would be replaced as a whole",
+                "choose a new or empty folder for --out",
+            )
+        if found != kind:
+            raise GenrecError(
+                f"--out {path} holds {KINDS[found][1]}, not {what}; it would be deleted",
+                "choose another folder for --out",
+            )
+        if not overwrite:
+            raise GenrecError(
+                f"--out {path} already holds {what}",
+                "pass --overwrite to replace it (atomically, once the new one is complete), or choose another --out",
+            )
+    return path
 
 
 def _check_parent(path: Path) -> None:
@@ -35,22 +114,38 @@ def _check_parent(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path]:
+def atomic_dir(
+    path: str | os.PathLike,
+    overwrite: bool = True,
+    kind: str | None = None,
+    inputs: Iterable[str | os.PathLike | None] = (),
+) -> Iterator[Path]:
     """Yield a temporary folder that replaces `path` only if the block succeeds.
 
     On any exception the temporary folder is removed and an existing `path` is left
-    exactly as it was.
+    exactly as it was. With `kind`, `path` must pass :func:`check_out` (before and again
+    after the block, in case something else wrote there meanwhile).
     """
     path = Path(path)
-    _check_parent(path)
-    if path.exists() and not overwrite:
+    if kind is not None:
+        check_out(path, kind, inputs, overwrite)
+    elif path.exists() and not overwrite:
         raise GenrecError(f"{path} already exists", "pass --overwrite or choose another --out")
+    _check_parent(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
         yield tmp
+        if kind is not None:
+            check_out(path, kind, inputs, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    replace_dir(tmp, path)
+
+
+def replace_dir(new: Path, path: Path) -> None:
+    """Rename the complete folder `new` to `path`; an old `path` is deleted only afterwards."""
+    tmp = new
     old = None
     if path.exists():
         old = path.parent / f".{path.name}.old-{os.getpid()}"
@@ -86,8 +181,26 @@ def atomic_file(path: str | os.PathLike, mode: str = "w") -> Iterator[Any]:
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     with atomic_file(path) as f:
-        json.dump(obj, f, indent=2, ensure_ascii=False, default=_json_default)
+        f.write(dumps(obj, indent=2))
         f.write("\n")
+
+
+def dumps(obj: Any, **kw: Any) -> str:
+    """Standard JSON (RFC 8259): NaN and infinities, which it has no words for, become null."""
+    return json.dumps(json_safe(obj), ensure_ascii=False, allow_nan=False, default=_json_default, **kw)
+
+
+def json_safe(obj: Any) -> Any:
+    """`obj` with every non-finite float (also numpy's) replaced by None."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    if hasattr(obj, "item") and hasattr(obj, "dtype") and getattr(obj, "ndim", 1) == 0:
+        return json_safe(obj.item())
+    return obj
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -21,7 +21,9 @@ M = TypeVar("M", bound="Config")
 
 
 class Config(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+    # allow_inf_nan: lr=inf or a NaN threshold is never a setting anyone means; pydantic
+    # would accept it and training would "finish" with a NaN loss
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False, allow_inf_nan=False)
 
     @classmethod
     def build(cls: type[M], data: dict[str, Any] | None = None, overrides: list[str] | None = None) -> M:

@@ -29,6 +29,8 @@ class QuickstartPlan:
     preset: str = "cpu"
     seed: int = 0
     overrides: list[str] = field(default_factory=list)
+    #: replace an earlier quickstart folder at `out` (any other non-empty folder is refused)
+    overwrite: bool = False
 
 
 Say = Callable[[str], None]
@@ -45,8 +47,12 @@ def run_quickstart(plan: QuickstartPlan, say: Say = print, eval_progress=None, t
     from .recommenders.genrec import GenRec
     from .training.loop import train
 
-    out = Path(plan.out)
+    from ._io import KINDS, check_out, write_json
+
+    out = check_out(plan.out, "quickstart", overwrite=plan.overwrite)
     out.mkdir(parents=True, exist_ok=True)
+    # marks the folder as a quickstart's from the start, so a rerun may replace it
+    write_json(out / KINDS["quickstart"][0][0], {"plan": {k: str(v) for k, v in vars(plan).items()}})
     timings: dict[str, float] = {}
     t = time.perf_counter()
     data_dir = out / "data"

@@ -27,7 +27,8 @@ def _parse_map(pairs: list[str] | None) -> dict[str, str]:
 def prepare(
     format: Annotated[str, typer.Argument(help="movielens, recbole, amazon, genrec-json, table or bundled")],
     path: Annotated[Path | None, typer.Argument(help="file or folder to read (not needed for bundled or with --download)")] = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="dataset folder to write (replaced atomically)")] = Path("data/ml-latest-small"),
+    out_dir: Annotated[Path, typer.Option("--out", help="dataset folder to write: new, empty, or an earlier dataset with --overwrite")] = Path("data/ml-latest-small"),
+    overwrite: Annotated[bool, typer.Option(help="replace the dataset already in --out (atomically, once the new one is complete)")] = False,
     split: Annotated[str, typer.Option(help="leave-one-out or temporal")] = "leave-one-out",
     max_history: Annotated[int, typer.Option(help="at most this many events in a history")] = 10,
     min_rating: Annotated[float | None, typer.Option(help="keep interactions rated at least this")] = None,
@@ -44,10 +45,12 @@ def prepare(
 
     Config fields: split, max_history, min_rating, user_core, item_core, repeats, name, domain.
     """
+    from .._io import check_out
     from ..data import PrepareConfig, read_source
     from ..data import prepare as run_prepare
 
     try:
+        check_out(out_dir, "dataset", [path, items_file], overwrite)
         config = PrepareConfig.build(
             dict(split=split, max_history=max_history, min_rating=min_rating, user_core=user_core,
                  item_core=item_core, repeats=repeats, name=name, domain=domain)
@@ -67,7 +70,7 @@ def prepare(
         with status(f"reading {format}"):
             source = read_source(format, path, **options)
         with status("preparing") as st:
-            manifest = run_prepare(source, out_dir, config, progress=st)
+            manifest = run_prepare(source, out_dir, config, progress=st, overwrite=overwrite, inputs=[path, items_file])
     except GenrecError as e:
         fail(e)
     ex = manifest["examples"]

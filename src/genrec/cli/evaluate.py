@@ -44,7 +44,8 @@ def evaluate(
     beams: Annotated[int, typer.Option(help="genrec: beam width (>= k)")] = 10,
     grounding: Annotated[str, typer.Option(help="genrec --decode free: exact (the paper's string match), bm25 or embedding")] = "exact",
     renormalise: Annotated[bool, typer.Option(help="genrec: score tokens among the catalogue's continuations only")] = False,
-    out_dir: Annotated[Path, typer.Option("--out", help="evaluation folder to write (replaced atomically)")] = Path("eval"),
+    out_dir: Annotated[Path, typer.Option("--out", help="evaluation folder to write: new, empty, or an earlier evaluation with --overwrite")] = Path("eval"),
+    overwrite: Annotated[bool, typer.Option(help="replace the evaluation in --out and the model in --save-model (atomically)")] = False,
     split: Annotated[str, typer.Option(help="test or valid")] = "test",
     limit: Annotated[int | None, typer.Option(help="evaluate a random subset of this many users (drawn with --seed)")] = None,
     k_max: Annotated[int | None, typer.Option(help="length of every ranked list; HR/NDCG are reported for K = 1..k-max (default 20; genrec: the beam width)")] = None,
@@ -76,6 +77,7 @@ def evaluate(
     max_len, lr, weight_decay, batch_size, epochs, patience, eval_every, max_minutes, seed,
     threads, device; last-item: n_last, decay, year, tie_break, k1, b; popularity: none.
     """
+    from .._io import check_out
     from ..data import Dataset
     from ..evaluation import distributed, write_eval
     from ..evaluation import evaluate as run_evaluate
@@ -96,6 +98,13 @@ def evaluate(
             raise GenrecError(f"--split {split!r} is not test or valid", "use --split test or --split valid")
         if method not in METHODS:
             raise GenrecError(f"unknown method {method!r}", f"use one of: {', '.join(METHODS)}")
+        # refuse a bad --out before minutes of training, not after
+        inputs = [data_dir, run, model]
+        check_out(out_dir, "evaluation", inputs, overwrite)
+        if save_model is not None:
+            if save_model.resolve() == out_dir.resolve():
+                raise GenrecError(f"--save-model and --out are the same folder {out_dir}", "give the model its own folder")
+            check_out(save_model, "model", [*inputs, out_dir], overwrite)
         ds = Dataset(data_dir)
         options: dict = parse_overrides(overrides or [])
         options.update(
@@ -136,7 +145,7 @@ def evaluate(
 
                 cold = cold_start_metrics(result.items, result.targets, ds, n_resamples=resamples, seed=seed)
                 result.metrics["cold_start"] = cold  # goes to metrics.json and report.md
-            write_eval(result, out_dir)
+            write_eval(result, out_dir, overwrite=overwrite, inputs=inputs)
     except GenrecError as e:
         fail(e)
     finally:
@@ -180,7 +189,8 @@ class _nothing:
 @app.command()
 def compare(
     eval_dirs: Annotated[list[Path], typer.Argument(help="two or more folders written by `genrec evaluate`")],
-    out_dir: Annotated[Path, typer.Option("--out", help="folder for comparison.md, comparison.json and plot.png")] = Path("comparison"),
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for comparison.md, comparison.json and plot.png: new, empty, or an earlier comparison with --overwrite")] = Path("comparison"),
+    overwrite: Annotated[bool, typer.Option(help="replace the comparison in --out (atomically)")] = False,
     resamples: Annotated[int, typer.Option(help="paired bootstrap resamples")] = 1000,
     seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
 ) -> None:
@@ -188,7 +198,7 @@ def compare(
     from ..evaluation import compare as run_compare
 
     try:
-        result = run_compare(eval_dirs, out_dir, n_resamples=resamples, seed=seed)
+        result = run_compare(eval_dirs, out_dir, n_resamples=resamples, seed=seed, overwrite=overwrite)
     except GenrecError as e:
         fail(e)
     out.print((out_dir / "comparison.md").read_text(encoding="utf-8"), highlight=False, markup=False)

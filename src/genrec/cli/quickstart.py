@@ -24,6 +24,7 @@ def quickstart(
     backbone: Annotated[str, typer.Option(help="backbone to fine-tune")] = "smollm2-135m",
     preset: Annotated[str, typer.Option(help="training preset")] = "cpu",
     seed: Annotated[int, typer.Option(help="seed of the user subset and of SASRec")] = 0,
+    overwrite: Annotated[bool, typer.Option(help="replace an earlier quickstart in --out")] = False,
 ) -> None:
     """Prepare the bundled ml-latest-small, fine-tune GenRec (SmolLM2-135M, LoRA), evaluate it
     against popularity and SASRec on the same users, and print the table with 95% intervals.
@@ -52,7 +53,7 @@ def quickstart(
     try:
         result = run_quickstart(
             QuickstartPlan(out=out_dir, users=users, train_steps=train_steps, sasrec_minutes=sasrec_minutes,
-                           backbone=backbone, preset=preset, seed=seed),
+                           backbone=backbone, preset=preset, seed=seed, overwrite=overwrite),
             say=lambda msg: console.print(f"[bold cyan]{msg}[/]", highlight=False),
             eval_progress=eval_progress, train_progress=train_bar,
         )

@@ -101,7 +101,10 @@ def train(
     except GenrecError as e:
         fail(e)
     except KeyboardInterrupt:
-        console.print(f"[yellow]interrupted[/]: the last checkpoint in {out_dir}/checkpoints is complete; continue with --resume")
+        if overwrite and not resume:  # the replacement was trained aside (RunDir.staged)
+            console.print(f"[yellow]interrupted[/]: the run in {out_dir} is unchanged; train again with --overwrite to replace it")
+        else:
+            console.print(f"[yellow]interrupted[/]: the last checkpoint in {out_dir}/checkpoints is complete; continue with --resume")
         raise typer.Exit(130) from None
     console.print(
         f"[green]{info['status']}[/] {out_dir}: {info['steps_done']} steps, {info['examples_seen']:,} examples, "

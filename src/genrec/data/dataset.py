@@ -13,6 +13,7 @@ Layout (``FORMAT_VERSION`` 1)::
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -24,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import Field
 
-from .._io import atomic_dir, read_json, write_json
+from .._io import atomic_dir, check_out, read_json, write_json
 from .._version import __version__
 from ..config import Config
 from ..errors import GenrecError
@@ -152,11 +153,15 @@ class Dataset:
         return counts
 
 
-def prepare(source: SourceData, out: str | Path, config: PrepareConfig | None = None, progress=None) -> dict:
+def prepare(source: SourceData, out: str | Path, config: PrepareConfig | None = None, progress=None,
+            overwrite: bool = True, inputs: Sequence[str | Path | None] = ()) -> dict:
     """Build a dataset folder at `out` from `source`; returns the manifest.
 
     The folder is written atomically: a failure leaves an existing `out` untouched.
+    `out` must pass ``_io.check_out`` (`inputs`: the files read, which it may not
+    replace); an earlier dataset there is replaced only with `overwrite`.
     """
+    check_out(out, "dataset", inputs, overwrite)
     config = config or PrepareConfig()
     t0 = time.perf_counter()
     step = progress or (lambda msg: None)
@@ -195,7 +200,7 @@ def prepare(source: SourceData, out: str | Path, config: PrepareConfig | None = 
     n_interactions = inter.height
     del ordered, inter  # tens of millions of rows at ML-25M scale; the windows below need the room
 
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, overwrite, kind="dataset", inputs=inputs) as tmp:
         step("writing")
         items.write_parquet(tmp / "items.parquet")
         pq.write_table(seqs.to_arrow(), tmp / "sequences.parquet")

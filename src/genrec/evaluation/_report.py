@@ -8,13 +8,14 @@ so a failed run never leaves a half-written or clobbered result.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 
-from .._io import atomic_dir, read_json, write_json
+from .._io import atomic_dir, check_out, read_json, write_json
 from ..errors import GenrecError
 from .metrics import REPORTED_K, paired_comparison, per_user
 
@@ -158,10 +159,15 @@ def _report(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def write_eval(result: EvalResult, out_dir: str | Path) -> Path:
-    """Write metrics.json, rankings.parquet, report.md and plot.png to `out_dir` atomically."""
+def write_eval(result: EvalResult, out_dir: str | Path, overwrite: bool = True,
+               inputs: Sequence[str | Path | None] = ()) -> Path:
+    """Write metrics.json, rankings.parquet, report.md and plot.png to `out_dir` atomically.
+
+    `out_dir` must pass ``_io.check_out`` (`inputs`: the dataset and model folders read);
+    an earlier evaluation there is replaced only with `overwrite`.
+    """
     summary = _json_safe(result.summary())
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, overwrite, kind="evaluation", inputs=inputs) as tmp:
         write_json(tmp / "metrics.json", summary)
         _rankings_frame(result).write_parquet(tmp / "rankings.parquet")
         (tmp / "report.md").write_text(_report(summary), encoding="utf-8")
@@ -182,13 +188,17 @@ def _load(eval_dir: Path) -> tuple[dict, pl.DataFrame]:
     return read_json(eval_dir / "metrics.json"), pl.read_parquet(eval_dir / "rankings.parquet")
 
 
-def compare(eval_dirs: list[str | Path], out: str | Path, n_resamples: int = 1000, seed: int = 0) -> dict:
+def compare(eval_dirs: list[str | Path], out: str | Path, n_resamples: int = 1000, seed: int = 0,
+            overwrite: bool = True) -> dict:
     """Side-by-side table, one plot with a line per method, and paired tests against the first.
 
     Paired tests use the users present in every folder (matched on user and target
     position); the count is reported. Folders must come from the same dataset and split.
+    `out` may not be one of them (``_io.check_out``); an earlier comparison there is
+    replaced only with `overwrite`.
     """
     dirs = [Path(d) for d in eval_dirs]
+    check_out(out, "comparison", dirs, overwrite)
     if len(dirs) < 2:
         raise GenrecError("compare needs at least two evaluation folders", "pass two or more EVAL_DIRs")
     loaded = [_load(d) for d in dirs]
@@ -261,7 +271,7 @@ def compare(eval_dirs: list[str | Path], out: str | Path, n_resamples: int = 100
             )
     lines += ["", f"A bootstrap p-value cannot fall below 1/(resamples + 1) = {1 / (n_resamples + 1):.4f}."]
     lines += ["", "![HR@K and NDCG@K](plot.png)", ""]
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, overwrite, kind="comparison", inputs=dirs) as tmp:
         write_json(tmp / "comparison.json", _json_safe(result))
         (tmp / "comparison.md").write_text("\n".join(lines), encoding="utf-8")
         _plot(

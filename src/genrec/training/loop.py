@@ -84,6 +84,8 @@ def train(
     run = RunDir(run_dir)
     if accelerator.is_main_process:
         run.check(cfg, Path(data_dir), resume, overwrite)
+    if overwrite and not resume and run.exists():
+        run = run.staged()  # the old run is deleted only once the new one is complete (run.commit)
     set_seed(cfg.seed)
 
     micro_per_step = cfg.effective_batch // cfg.batch_size
@@ -197,6 +199,14 @@ def train(
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             totals = accelerator.reduce(torch.stack([loss_sum, n_tokens]), reduction="sum")
+            if not math.isfinite(float(totals[0].item())):
+                # this step's update is already broken: save nothing, keep the earlier checkpoints
+                if accelerator.is_main_process:
+                    run.update(status="failed", steps_done=step, error=f"the loss stopped being finite at step {step + 1}")
+                raise GenrecError(
+                    f"the training loss became {float(totals[0].item())} at step {step + 1} (lr={cfg.lr}); training stopped",
+                    f"lower lr and train again; the checkpoints before step {step + 1} in {run.path / 'checkpoints'} are kept",
+                )
             dt = time.perf_counter() - t0
             state["step"] = step + 1
             state["tokens_seen"] += int(totals[1].item())
@@ -242,8 +252,9 @@ def train(
             adapter_step=state["best_step"] if use_best else state["step"],
             best={"metric": state.get("best_metric"), "value": state["best"], "step": state["best_step"]},
         )
+        run.commit()
     accelerator.wait_for_everyone()
-    info = run.info()
+    info = RunDir(run_dir).info()
     accelerator.end_training()
     return info
 
