@@ -19,7 +19,7 @@ the result's ``unknown`` (a history with no known entry still raises).
 
 The catalogue may change after training (``add_items`` / ``remove_items``): a new title
 is recommendable at once. Changes are written to ``RUN_DIR/catalogue_changes.json``
-(see :mod:`genrec.serving.catalogue`) before they take effect in memory, so a failed
+(see :mod:`genrec.data.live_catalogue`) before they take effect in memory, so a failed
 write leaves both unchanged, and a reload keeps them.
 
 One lock serialises decoding and catalogue changes: the beam decoder switches the
@@ -38,8 +38,8 @@ from typing import Literal
 
 from .data.catalogue import clean_title
 from .data.dataset import Dataset
+from .data.live_catalogue import CHANGES_FILE, CatalogueChanges, ChangeStore, LiveCatalogue, fingerprint
 from .errors import GenrecError, UnknownItemError
-from .serving.catalogue import CHANGES_FILE, CatalogueChanges, ChangeStore, LiveCatalogue, fingerprint
 
 DecodeMode = Literal["beam", "exact", "free"]
 OnUnknown = Literal["error", "skip"]
@@ -183,7 +183,7 @@ class Recommender:
 
     def info(self) -> dict:
         """What is loaded: backbone, adapter, dataset, catalogue size, decoding."""
-        from . import __version__
+        from ._version import __version__
         from .training.rundir import RunDir
 
         run = RunDir(self.run_dir).info()

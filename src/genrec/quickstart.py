@@ -40,11 +40,11 @@ def run_quickstart(plan: QuickstartPlan, say: Say = print, eval_progress=None, t
     """Run the pipeline into ``plan.out``; returns the comparison (see ``genrec compare``)."""
     import torch
 
-    from .cli.train import resolve_train_config
     from .data import Dataset, prepare, read_source
     from .evaluation import compare, evaluate, write_eval
     from .recommenders import build_method
     from .recommenders.genrec import GenRec
+    from .training.config import from_preset
     from .training.loop import train
 
     from ._io import KINDS, check_out, write_json
@@ -83,7 +83,7 @@ def run_quickstart(plan: QuickstartPlan, say: Say = print, eval_progress=None, t
     timings["train sasrec"] = time.perf_counter() - t
     dirs.append(run_eval("sasrec", sasrec, 256))
 
-    cfg = resolve_train_config(plan.preset, plan.backbone, plan.train_steps, plan.overrides)
+    cfg = from_preset(plan.preset, plan.backbone, plan.train_steps, plan.overrides)
     run_dir = out / "run"
     say(f"4/5 GenRec: LoRA fine-tuning of {cfg.backbone} ({plan.preset} preset) for {cfg.max_steps} steps → {run_dir}")
     t = time.perf_counter()

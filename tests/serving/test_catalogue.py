@@ -10,8 +10,8 @@ import textwrap
 import pytest
 
 from genrec.data.dataset import Catalogue
+from genrec.data.live_catalogue import CatalogueChanges, ChangeStore, LiveCatalogue, fingerprint
 from genrec.errors import GenrecError
-from genrec.serving.catalogue import CatalogueChanges, ChangeStore, LiveCatalogue, fingerprint
 from tests._util import REPO
 
 BASE = Catalogue(["a", "b", "c"], ["Alpha (2001)", "Beta (2002)", "Gamma (2003)"])
@@ -73,7 +73,7 @@ def test_a_process_killed_while_saving_leaves_the_previous_state(tmp_path):
         script = textwrap.dedent(f"""
             import os
             from genrec.data.dataset import Catalogue
-            from genrec.serving.catalogue import CatalogueChanges, ChangeStore, fingerprint
+            from genrec.data.live_catalogue import CatalogueChanges, ChangeStore, fingerprint
             store = ChangeStore({str(path)!r}, fingerprint(Catalogue(["a", "b", "c"], ["Alpha (2001)", "Beta (2002)", "Gamma (2003)"]), "toy"))
             store.save(CatalogueChanges({{"n1": "New One"}}))
             os.{kill_at} = lambda *a, **k: os._exit(9)  # the process dies here, as under kill -9

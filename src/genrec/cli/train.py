@@ -14,22 +14,11 @@ from ..errors import GenrecError
 from . import app, console, fail, out
 
 
-def default_preset() -> str:
-    import torch
-
-    return "recommended" if torch.cuda.is_available() else "cpu"
-
-
 def resolve_train_config(preset: str | None, backbone: str | None, max_steps: int | None, overrides: list[str]):
-    from ..config import load_preset
-    from ..training.config import TrainConfig
+    """The library's :func:`genrec.training.config.from_preset` (imported when used: no torch at start-up)."""
+    from ..training.config import from_preset
 
-    data = load_preset("train", preset or default_preset())
-    if backbone:
-        data["backbone"] = backbone
-    if max_steps:
-        data["max_steps"] = max_steps
-    return TrainConfig.build(data, overrides)
+    return from_preset(preset, backbone, max_steps, overrides)
 
 
 class TrainProgress:

@@ -37,9 +37,9 @@ from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
 from ..api import MAX_ID_LENGTH, MAX_TITLE_LENGTH, DuplicateItemError, RecommendedItem, Recommender
+from ..data.live_catalogue import PersistError
 from ..errors import GenrecError, UnknownItemError
 from .batching import Batcher, QueueFullError
-from .catalogue import PersistError
 
 #: request limits (also in the OpenAPI schema)
 MAX_K = 100

@@ -81,3 +81,28 @@ class TrainConfig(Config):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+
+def default_preset() -> str:
+    """The preset a run gets when none is named: ``recommended`` with a GPU, else ``cpu``."""
+    import torch
+
+    return "recommended" if torch.cuda.is_available() else "cpu"
+
+
+def from_preset(
+    preset: str | None = None, backbone: str | None = None, max_steps: int | None = None, overrides: list[str] | None = None
+) -> TrainConfig:
+    """A training config: a preset (a name or a YAML path; default :func:`default_preset`), then
+    ``backbone`` and ``max_steps`` where given, then ``key=value`` overrides (``lora.r=16``).
+
+    The one recipe behind ``genrec train``, the quickstart and the benches.
+    """
+    from ..config import load_preset
+
+    data = load_preset("train", preset or default_preset())
+    if backbone:
+        data["backbone"] = backbone
+    if max_steps:
+        data["max_steps"] = max_steps
+    return TrainConfig.build(data, overrides or [])

@@ -1,5 +1,8 @@
 """The live catalogue of a loaded run, and its changes persisted next to the run.
 
+The library's recommender API (:mod:`genrec.api`) owns it; the HTTP service only serves
+that API, so this module sits with the data, below both.
+
 GenRec (Ji et al. 2023) identifies items by their titles, so an item added after
 training is recommendable at once: its title's tokens join the decoder's trie
 (DESIGN.md, "Serving": the cold-start promise of title-based generation). This module
@@ -26,9 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._io import read_json, write_json
-from ..data.catalogue import clean_title
-from ..data.dataset import Catalogue
 from ..errors import GenrecError
+from .catalogue import clean_title
+from .dataset import Catalogue
 
 CHANGES_FILE = "catalogue_changes.json"
 CHANGES_FORMAT = 1
