@@ -40,6 +40,7 @@ from .data.catalogue import clean_title
 from .data.dataset import Dataset
 from .data.live_catalogue import CHANGES_FILE, CatalogueChanges, ChangeStore, LiveCatalogue, fingerprint
 from .errors import GenrecError, UnknownItemError
+from .ranking import INVALID
 
 DecodeMode = Literal["beam", "exact", "free"]
 OnUnknown = Literal["error", "skip"]
@@ -69,14 +70,16 @@ class RecommendedItem:
 
 
 class Recommendations(list[RecommendedItem]):
-    """Ranked items, best first; ``unknown`` lists history entries skipped as unknown."""
+    """Ranked items, best first; ``unknown`` lists history entries skipped as unknown;
+    ``shortfall`` says why fewer than k items came back (None when k did)."""
 
-    def __init__(self, items: Iterable[RecommendedItem] = (), unknown: Sequence[str] = ()):
+    def __init__(self, items: Iterable[RecommendedItem] = (), unknown: Sequence[str] = (), shortfall: str | None = None):
         super().__init__(items)
         self.unknown: list[str] = list(unknown)
+        self.shortfall: str | None = shortfall if shortfall is not None else getattr(items, "shortfall", None)
 
     def to_dict(self) -> dict:
-        return {"items": [asdict(i) for i in self], "unknown": list(self.unknown)}
+        return {"items": [asdict(i) for i in self], "unknown": list(self.unknown), "shortfall": self.shortfall}
 
 
 @dataclass
@@ -219,7 +222,9 @@ class Recommender:
                   exclude_seen: bool = True, on_unknown: OnUnknown = "error") -> Recommendations:
         """The top-`k` items for one history (titles or item ids, oldest first).
 
-        Fewer than `k` items come back only when exclusion leaves fewer. Errors: empty
+        Fewer than `k` items come back when the decoder finds fewer (exact decoding's
+        search budget ran out, free decoding wrote text that is no title, exclusion left
+        fewer); the result's ``shortfall`` then says which. Errors: empty
         history, unknown entries (see the module doc), k outside 1..catalogue size or
         above the beam width (beam and free decoding).
         """
@@ -284,8 +289,9 @@ class Recommender:
         return out
 
     def rank(self, histories: Sequence[Sequence[int]], k: int, decode: DecodeMode | None = None,
-             exclude_seen: bool = True) -> list[list[RecommendedItem]]:
-        """Top-k for histories already given as catalogue indices (see :meth:`resolve`)."""
+             exclude_seen: bool = True) -> list[Recommendations]:
+        """Top-k for histories already given as catalogue indices (see :meth:`resolve`);
+        a list shorter than k carries the reason in ``shortfall``."""
         mode = decode or self.default_decode
         rec = self._rec
         with self._model_lock:
@@ -298,18 +304,27 @@ class Recommender:
                 ranked = rec.recommend([list(h) for h in histories], k=k, exclude_seen=exclude_seen)
             finally:
                 rec.decoder, rec.decode = saved
+            exhausted = list(decoder.last_stats.get("exhausted") or []) if mode == "exact" else []
         cat = self.catalogue
         out = []
-        for row_items, row_scores in zip(ranked.items, ranked.scores, strict=True):
+        for u, (row_items, row_scores) in enumerate(zip(ranked.items, ranked.scores, strict=True)):
             seen: set[int] = set()
-            row = []
+            row = Recommendations()
+            removed = repeated = 0
             for i, s in zip(row_items.tolist(), row_scores.tolist(), strict=True):
                 # markers (no item / free text that is no title), repeats of free decoding,
                 # and items removed since are never shown
                 if i < 0 or i in seen or not cat.is_live(i):
+                    removed += i >= 0 and not cat.is_live(i)
+                    repeated += i in seen
                     continue
                 seen.add(i)
                 row.append(RecommendedItem(cat.item_ids[i], cat.titles[i], float(s)))
+            if len(row) < k:
+                row.shortfall = _shortfall(
+                    mode, k, len(row), invalid=int((row_items == INVALID).sum()), removed=removed + repeated,
+                    exhausted=u < len(exhausted) and exhausted[u], max_expansions=rec.max_expansions,
+                )
             out.append(row)
         return out
 
@@ -400,15 +415,33 @@ class Recommender:
                     problems.append(f"title {title!r} is already the title of item {self.catalogue.item_ids[t]!r}")
                 elif title in seen_titles:
                     problems.append(f"title {title!r} is given twice")
+                # a history entry is looked up as an item id first, then as a title: an id
+                # that reads as a title (or a title that is an id) would change its meaning
+                named = self.catalogue.lookup(item_id)
+                if named is not None and self.catalogue.item_ids[named] != item_id:
+                    problems.append(f"item id {item_id!r} is the title of item {self.catalogue.item_ids[named]!r}: "
+                                    "histories naming that title would mean the new item")
+                elif item_id.casefold() in {x.casefold() for _, x in items if x != title}:
+                    problems.append(f"item id {item_id!r} is the title of another new item")
+                if title in self.catalogue.index_of_id and self.catalogue.index_of_id[title] != t:
+                    problems.append(f"title {title!r} is the id of item {title!r}: histories would never reach the new item by its title")
                 seen_ids.add(item_id)
                 seen_titles.add(title)
         if problems:
-            raise DuplicateItemError("; ".join(problems), "titles and item ids identify items: give each new item its own")
+            raise DuplicateItemError("; ".join(problems), "titles and item ids identify items: give each new item its own, "
+                                                          "and no id that reads as another item's title")
         tokens = rec.codec.encode_names([t for _, t in items])
         for (item_id, title), ids in zip(items, tokens, strict=True):
             if rec.codec.eos_id in ids:
                 raise GenrecError(f"the title {title!r} of item {item_id!r} contains the model's end-of-text marker",
                                   "remove special tokens such as <|endoftext|> from the title")
+        special = [t for t in getattr(rec.codec.tokenizer, "all_special_tokens", []) if t]
+        for item_id, title in items:
+            found = [t for t in special if t in title]
+            if found:
+                raise GenrecError(f"the title {title!r} of item {item_id!r} contains the model's special token(s) "
+                                  f"{', '.join(found)}, which would end or restructure its prompt",
+                                  "remove special tokens such as <|endoftext|> and <|im_start|> from the title")
         if rec.trie is not None:
             by_tokens: dict[tuple[int, ...], str] = {}
             for (item_id, title), ids in zip(items, tokens, strict=True):
@@ -451,6 +484,22 @@ class Recommender:
 
         live = [i for n, i in enumerate(self.catalogue.item_ids) if n not in self.catalogue.removed]
         return UnknownItemError(ids, {i: difflib.get_close_matches(i, live, n=3, cutoff=0.6) for i in ids})
+
+
+def _shortfall(mode: str, k: int, n: int, invalid: int, removed: int, exhausted: bool, max_expansions: int) -> str:
+    """Why a list holds `n` < `k` items, in words a caller can act on."""
+    why = []
+    if exhausted:
+        why.append(f"exact decoding used up its search budget ({max_expansions} expanded nodes) before it found "
+                   f"{k} items; load with a larger max_expansions, or use beam decoding")
+    if invalid:
+        why.append(f"{invalid} of the generated outputs are no catalogue title (free decoding is unconstrained; "
+                   "beam and exact decoding stay in the catalogue)")
+    if removed:
+        why.append(f"{removed} outputs repeat an item or name a removed one")
+    if not why:
+        why.append(f"{mode} decoding found no more items outside the history (keep_seen / exclude_seen=False allows them)")
+    return f"only {n} of {k} items: " + "; ".join(why)
 
 
 def _parse_new_items(items) -> list[tuple[str, str]]:

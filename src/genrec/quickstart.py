@@ -40,14 +40,13 @@ def run_quickstart(plan: QuickstartPlan, say: Say = print, eval_progress=None, t
     """Run the pipeline into ``plan.out``; returns the comparison (see ``genrec compare``)."""
     import torch
 
+    from ._io import KINDS, check_out, write_json
     from .data import Dataset, prepare, read_source
     from .evaluation import compare, evaluate, write_eval
     from .recommenders import build_method
     from .recommenders.genrec import GenRec
     from .training.config import from_preset
     from .training.loop import train
-
-    from ._io import KINDS, check_out, write_json
 
     out = check_out(plan.out, "quickstart", overwrite=plan.overwrite)
     out.mkdir(parents=True, exist_ok=True)

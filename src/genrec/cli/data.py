@@ -81,10 +81,22 @@ def prepare(
     )
 
 
+#: typographic quotes people type as plain ones
+_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u201c": '"', "\u201d": '"'})
+
+
+def _folded(text: str) -> str:
+    """`text` for searching: accents dropped (NFKD without combining marks), quotes plain, case folded."""
+    import unicodedata
+
+    decomposed = unicodedata.normalize("NFKD", text.translate(_QUOTES))
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
 @app.command()
 def items(
     data_dir: Annotated[Path, typer.Argument(help="a prepared dataset folder")],
-    search: Annotated[str | None, typer.Option(help="case-insensitive substring of the title")] = None,
+    search: Annotated[str | None, typer.Option(help="substring of the title, ignoring case, accents and apostrophe style (Pokemon finds Pokémon)")] = None,
     limit: Annotated[int, typer.Option(help="show at most this many")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON list")] = False,
 ) -> None:
@@ -97,7 +109,8 @@ def items(
         ds = Dataset(data_dir)
         df = ds.items
         if search:
-            df = df.filter(pl.col("title").str.to_lowercase().str.contains(search.lower(), literal=True))
+            needle = _folded(search)
+            df = df.filter(pl.col("title").map_elements(lambda t: needle in _folded(t), return_dtype=pl.Boolean))
         total = df.height
         df = df.head(limit)
     except GenrecError as e:

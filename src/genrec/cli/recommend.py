@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
+from ..data.sources._text import not_utf8
 from ..errors import GenrecError
 from . import app, console, fail, out
 
@@ -21,9 +23,13 @@ def read_history(args: list[str], file: str | None) -> list[str]:
         file = "-"
     if file is not None:
         try:
-            text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+            data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
         except OSError as e:
             raise GenrecError(f"cannot read the history file {file}: {e.strerror or e}", "check the path") from e
+        error = not_utf8(data, "standard input" if file == "-" else f"the history file {file}")
+        if error is not None:
+            raise GenrecError(error.problem, error.fix)
+        text = data.decode("utf-8")
         entries += [line.strip() for line in text.splitlines() if line.strip()]
     return entries
 
@@ -34,7 +40,7 @@ def recommend(
     run: Annotated[Path, typer.Option("--run", help="a run folder from `genrec train`")] = Path("runs/genrec"),
     k: Annotated[int, typer.Option("-k", "--k", help="how many items to recommend")] = 10,
     file: Annotated[str | None, typer.Option("--file", help="read the history from a file, one title or item id a line ('-' = stdin)")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help='print {"items": [{"item_id", "title", "score"}], "unknown": [...]}')] = False,
+    as_json: Annotated[bool, typer.Option("--json", help='print {"items": [{"item_id", "title", "score"}], "unknown": [...], "shortfall": why fewer than k or null}')] = False,
     decode: Annotated[str, typer.Option(help="beam (default), exact (the model's true top-k) or free (the paper's unconstrained beams)")] = "beam",
     beams: Annotated[int | None, typer.Option(help="beam width (default: 10, or k if larger)")] = None,
     dataset: Annotated[Path | None, typer.Option("--dataset", help="dataset folder (default: the one the run was trained on)")] = None,
@@ -54,13 +60,15 @@ def recommend(
         if not entries:
             raise GenrecError("the history is empty", "give titles or item ids as arguments, with --file PATH, or on stdin with -")
         with console.status(f"loading {run}"):
-            rec = Recommender.load(run, dataset, decode=decode, beams=beams or max(10, k), threads=threads)  # type: ignore[arg-type]
+            rec = Recommender.load(run, dataset, decode=decode, beams=max(10, k) if beams is None else beams, threads=threads)  # type: ignore[arg-type]
         result = rec.recommend(entries, k=k, decode=decode, exclude_seen=not keep_seen,  # type: ignore[arg-type]
                                on_unknown="skip" if skip_unknown else "error")
     except GenrecError as e:
         fail(e)
     if result.unknown:
         console.print(f"[yellow]left out (not in the catalogue):[/] {', '.join(repr(u) for u in result.unknown)}", highlight=False)
+    if result.shortfall:
+        console.print(f"[yellow]{escape(result.shortfall)}[/]", highlight=False, soft_wrap=True)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
         return

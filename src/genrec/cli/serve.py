@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 from pathlib import Path
 from typing import Annotated
@@ -43,8 +44,10 @@ def serve(
     from ..serving.app import create_app
 
     try:
-        if max_batch < 1 or max_wait_ms < 0:
-            raise GenrecError(f"--max-batch {max_batch} / --max-wait-ms {max_wait_ms}", "use --max-batch >= 1 and --max-wait-ms >= 0")
+        if max_batch < 1 or not max_wait_ms >= 0 or max_wait_ms == float("inf"):
+            raise GenrecError(f"--max-batch {max_batch} / --max-wait-ms {max_wait_ms}", "use --max-batch >= 1 and a finite --max-wait-ms >= 0")
+        # before the model is loaded: a busy port fails at once, and never after "serving on"
+        _check_port(host, port)
         if not _is_loopback(host) and token is None:
             console.print(f"[yellow]warning:[/] {host} is reachable from other machines and no --token is set: "
                           "anyone there can add and remove items")
@@ -59,6 +62,31 @@ def serve(
                   highlight=False)
     # one process: the model and its catalogue live in this process's memory
     uvicorn.run(application, host=host, port=port, log_level=log_level, workers=1)
+
+
+def _check_port(host: str, port: int) -> None:
+    """Raise a GenrecError if uvicorn could not listen on host:port (tried with a probe
+    socket, closed again at once)."""
+    import socket
+
+    if not 1 <= port <= 65535:
+        raise GenrecError(f"--port {port} is not a TCP port", "use a port from 1 to 65535, e.g. --port 8000")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as e:
+        raise GenrecError(f"--host {host} cannot be resolved: {e.strerror}", "use an address such as 127.0.0.1 or 0.0.0.0") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(1)
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            raise GenrecError(f"port {port} on {host} is already in use", "stop the other server or choose another --port") from None
+        raise GenrecError(f"cannot listen on {host}:{port}: {e.strerror}",
+                          "choose another --port (ports below 1024 need administrator rights) or --host") from None
+    finally:
+        sock.close()
 
 
 def _is_loopback(host: str) -> bool:

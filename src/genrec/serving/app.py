@@ -105,6 +105,8 @@ class ScoredItem(ItemOut):
 class RecommendResponse(BaseModel):
     items: list[ScoredItem]
     unknown: list[str] = Field(description="history entries left out as unknown (on_unknown=skip)")
+    shortfall: str | None = Field(None, description="why fewer than k items came back (exact decoding's budget ran out, "
+                                                    "free decoding wrote text that is no title, ...); null when k did")
 
 
 class BatchResponse(BaseModel):
@@ -308,7 +310,8 @@ def create_app(
         resolved = await run_in_threadpool(rec.resolve_many, histories, on_unknown)
         futures = batcher.submit([r.indices for r in resolved], (k, mode, exclude_seen))
         ranked = await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
-        return [{"items": _scored(items), "unknown": r.unknown} for items, r in zip(ranked, resolved, strict=True)]
+        return [{"items": _scored(items), "unknown": r.unknown, "shortfall": getattr(items, "shortfall", None)}
+                for items, r in zip(ranked, resolved, strict=True)]
 
     @app.post("/recommend", response_model=RecommendResponse, responses=_responses(413, 422, 503))
     async def recommend(req: RecommendRequest):

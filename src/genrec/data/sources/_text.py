@@ -45,6 +45,39 @@ def decode_text(data: bytes) -> str:
         return data.decode("latin-1")
 
 
+def not_utf8(data: bytes, label: str) -> DataFormatError | None:
+    """The error naming the first line of `data` that is not UTF-8, or None if all are.
+
+    Readers that read with polars' ``utf8-lossy`` call this when a U+FFFD shows up: bad
+    bytes must not silently become a replacement character (a user id with one would
+    become a second user), while a real U+FFFD in UTF-8 text is kept.
+    """
+    try:
+        data.decode("utf-8")
+        return None
+    except UnicodeDecodeError as e:
+        start = data.rfind(b"\n", 0, e.start) + 1
+        end = data.find(b"\n", e.start)
+        line = data[start:end if end >= 0 else len(data)].decode("utf-8", errors="replace").rstrip("\r")
+        shown = line if len(line) <= 120 else line[:117] + "..."
+        n = data.count(b"\n", 0, e.start) + 1
+        return DataFormatError(
+            f"{label} line {n} is not UTF-8 text "
+            f"(byte 0x{data[e.start]:02x} at column {e.start - start + 1}): {shown!r}",
+            "save the file as UTF-8, e.g. `iconv -f latin1 -t utf-8 FILE > NEW` (if it was Latin-1)",
+        )
+
+
+def check_utf8(df: pl.DataFrame, data: Callable[[], bytes], label: str) -> None:
+    """Refuse a table read with ``utf8-lossy`` whose file held bytes that are not UTF-8."""
+    text = [c for c, t in df.schema.items() if t == pl.Utf8]
+    if not text or not df.select(pl.any_horizontal(pl.col(text).str.contains("\ufffd", literal=True)).any()).item():
+        return
+    error = not_utf8(data(), label)
+    if error is not None:
+        raise error
+
+
 def read_bytes(path: Path) -> bytes:
     """A file's bytes, gunzipped when it starts with the gzip magic number."""
     data = path.read_bytes()

@@ -31,7 +31,7 @@ import polars as pl
 
 from ...errors import DataFormatError
 from ..tables import SourceData
-from ._text import decode_text, field_checker, first_bad_line, malformed, year_from_title
+from ._text import check_utf8, decode_text, field_checker, first_bad_line, malformed, year_from_title
 
 #: the two files that identify each layout: (ratings, movies)
 LAYOUTS: dict[str, tuple[str, str]] = {
@@ -121,6 +121,15 @@ def _locate(path: Path) -> _Release:
         layout = _layout_of({p.name for p in folder.iterdir() if p.is_file()})
         if layout:
             return _Release(folder.name, layout, folder=folder)
+    for folder in candidates:  # half a release: name the file that is missing
+        present = {p.name for p in folder.iterdir() if p.is_file()}
+        for ratings, movies in LAYOUTS.values():
+            if (ratings in present) != (movies in present):
+                have, missing = (ratings, movies) if ratings in present else (movies, ratings)
+                raise DataFormatError(
+                    f"{folder} holds {have} but not {missing}, which a MovieLens release has beside it",
+                    f"put {missing} from the same release into {folder}",
+                )
     raise DataFormatError(
         f"{path} holds no MovieLens files (looked for {_looked_for()}, "
         "in the folder and one level below)",
@@ -258,6 +267,7 @@ def _read_movies_csv(release: _Release) -> pl.DataFrame:
         df = pl.read_csv(release.source("movies.csv"), infer_schema=False, encoding="utf8-lossy")
     except (pl.exceptions.ComputeError, pl.exceptions.NoDataError) as e:
         raise DataFormatError(f"{label} cannot be parsed: {str(e).splitlines()[0]}", _FIX_LINE) from e
+    check_utf8(df, lambda: release.read_bytes("movies.csv"), label)
     missing = [c for c in ("movieId", "title", "genres") if c not in df.columns]
     if missing:
         raise DataFormatError(f"{label} has no column {', '.join(missing)} (header: {df.columns})",

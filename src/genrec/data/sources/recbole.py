@@ -27,7 +27,7 @@ import polars as pl
 
 from ...errors import DataFormatError
 from ..tables import SourceData, items_from_interactions
-from ._text import decode_text, first_bad_line, malformed, open_lines, read_bytes
+from ._text import check_utf8, decode_text, first_bad_line, malformed, open_lines, read_bytes
 
 TYPES = ("token", "token_seq", "float", "float_seq")
 TITLE_FIELDS = ("movie_title", "title", "item_name")
@@ -105,6 +105,7 @@ def _read(path: Path, numeric: tuple[str, ...]) -> pl.DataFrame:
             df.select(casts)  # raises on a non-number
         if required and df.select(pl.any_horizontal(pl.col(required).is_null()).any()).item():
             raise pl.exceptions.ComputeError("a required field is empty")
+        check_utf8(df, lambda: read_bytes(path), str(path))
     except (pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError,
             pl.exceptions.ShapeError, pl.exceptions.NoDataError) as e:
         raise _bad_line(path, header, numeric, e) from e

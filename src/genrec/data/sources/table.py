@@ -96,23 +96,60 @@ def _resolve(path: Path, df: pl.DataFrame, columns: dict[str, str], fields: tupl
     return out
 
 
+#: an ISO 8601 date, optionally with a time and a zone: the only text dates accepted, since
+#: 05/01/2024 is 5 January in one country and 1 May in another
+_ISO = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}([.,]\d+)?)?)?(Z|[+-]\d{2}(:?\d{2})?)?$"
+#: 9999-12-31T23:59:59 in Unix seconds: a larger "timestamp" is not one
+_MAX_SECONDS = 253_402_300_799
+_FORMATS = "Unix seconds (e.g. 1714557600) or ISO 8601 dates (e.g. 2024-05-01 or 2024-05-01T10:00:00)"
+
+
+def _bad_timestamp(path: Path, col: pl.Series, bad: pl.Series, what: str) -> DataFormatError:
+    k = int(bad.arg_max())  # the first bad row
+    return DataFormatError(
+        f"{path}: timestamp {col[k]!r} (row {k + 1}) is {what}; timestamps must be {_FORMATS}",
+        "convert the column, e.g. 05/01/2024 to 2024-05-01 (genrec does not guess day or month first)",
+    )
+
+
 def _timestamps(path: Path, col: pl.Series) -> pl.Series:
-    """Unix seconds from integers, floats, dates or ISO 8601 strings."""
+    """Unix seconds from integers, floats, dates or ISO 8601 strings; anything else is refused."""
     dtype = col.dtype
     if dtype.is_integer():
         return col.cast(pl.Int64)
     if dtype.is_float():
-        return col.cast(pl.Int64, strict=False)
+        bad = (~col.is_finite() | (col.abs() > _MAX_SECONDS)).fill_null(False)
+        if bad.any():
+            raise _bad_timestamp(path, col, bad, "not a finite number of seconds before the year 10000")
+        return col.cast(pl.Int64)
     if dtype == pl.Date:
         return col.cast(pl.Datetime("ms")).dt.epoch("s")
     if isinstance(dtype, pl.Datetime):
         return col.dt.epoch("s")
     if dtype == pl.Utf8:
-        as_int = col.str.strip_chars().cast(pl.Int64, strict=False)
+        text = col.str.strip_chars()
+        as_int = text.cast(pl.Int64, strict=False)
         if as_int.null_count() == col.null_count():
             return as_int
-        text = col.str.strip_chars()
-        parsed = text.str.to_datetime(strict=False, time_unit="ms")
+        as_float = text.cast(pl.Float64, strict=False)  # also "1.5", "nan", "1e300"
+        if as_float.null_count() == col.null_count():
+            return _timestamps(path, as_float)
+        iso = text.str.contains(_ISO).fill_null(False)
+        is_number = as_float.is_not_null()
+        if is_number.any() and iso.any():
+            a, b = int(is_number.arg_max()), int(iso.arg_max())
+            raise DataFormatError(
+                f"{path}: the timestamp column mixes Unix seconds ({col[a]!r}, row {a + 1}) and "
+                f"ISO 8601 dates ({col[b]!r}, row {b + 1})",
+                "write every timestamp the same way: all Unix seconds or all ISO 8601 dates",
+            )
+        bad = col.is_not_null() & ~iso & ~is_number
+        if bad.any():
+            raise _bad_timestamp(path, col, bad, "neither a number of seconds nor an ISO 8601 date")
+        try:
+            parsed = text.str.to_datetime(strict=False, time_unit="ms")
+        except pl.exceptions.PolarsError:  # no one format fits every row: parsed one by one below
+            parsed = pl.Series(col.name, [None] * len(col), dtype=pl.Datetime("ms"))
         if parsed.dtype.time_zone is not None:  # type: ignore[union-attr]
             parsed = parsed.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
         seconds = parsed.dt.epoch("s")
@@ -124,11 +161,7 @@ def _timestamps(path: Path, col: pl.Series) -> pl.Series:
             seconds = seconds.scatter(rest, fixed)
             bad = col.is_not_null() & seconds.is_null()
             if bad.any():
-                k = int(bad.arg_max())  # the first bad row
-                raise DataFormatError(
-                    f"{path}: timestamp {col[k]!r} (row {k + 1}) is neither a number of seconds nor an ISO 8601 date",
-                    "write timestamps as Unix seconds or as e.g. 2024-05-01T12:00:00",
-                )
+                raise _bad_timestamp(path, col, bad, "not a valid ISO 8601 date")
         return seconds
     raise DataFormatError(f"{path}: the timestamp column has type {dtype}", "use Unix seconds or ISO 8601 dates")
 
