@@ -12,6 +12,11 @@ terminated the same way the response is (by the end-of-sequence token and a newl
 a title reads identically in the history and in the response and the loss can be taken
 on every title of a sequence, not only the last.
 
+``tokens`` is for item tokens (one token per item, ``item_repr=item-token``): the
+header, then the items with nothing between them, since each item is a single token and
+needs no terminator; the response is still the item and EOS, so the decoders' trie is
+the same.
+
 A prompt is a list of segments, text or item, never a single string: the tokeniser
 encodes every item the same way wherever it appears (see ``genrec.model.encoding``), so
 the catalogue trie and the training data agree token for token.
@@ -23,7 +28,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Literal
 
-Template = Literal["alpaca", "compact"]
+Template = Literal["alpaca", "compact", "tokens"]
 Serialisation = Literal["lines", "quoted", "comma"]
 
 #: Marker for "the end-of-sequence token goes here" in segments.
@@ -96,10 +101,10 @@ class PromptSpec:
 
     def prompt(self, history: list[int], key: str = "") -> list[Segment]:
         """Segments of the prompt for `history` (oldest first), ending where the response starts."""
-        if self.template == "compact":
+        if self.template in ("compact", "tokens"):
             segs: list[Segment] = [COMPACT_HEADER.get(self.domain, COMPACT_HEADER["items"])]
             for i in history:
-                segs += [Item(i), EOS, "\n"]
+                segs += [Item(i)] if self.template == "tokens" else [Item(i), EOS, "\n"]
             return segs
         segs = [f"{ALPACA_PREAMBLE}\n\n### Instruction:\n{self.instruction(key)}\n\n### Input:\n"]
         if self.serialisation == "lines":

@@ -46,7 +46,7 @@ class Decoder:
 
     def __init__(self, model, codec, trie: Trie | None = None, mode: Mode = "beam", beams: int = 10,
                  batch_size: int = 16, length_normalise: bool = False, max_expansions: int = 2000,
-                 expand: int = 16, grounding: str = "exact", renormalise: bool = False):
+                 expand: int = 16, grounding: str = "exact", renormalise: bool = False, assist_weight: float = 0.0):
         if mode not in ("beam", "exact", "free"):
             raise GenrecError(f"unknown decoding mode {mode!r}", "use beam, exact or free")
         if beams < 1 or batch_size < 1:
@@ -55,16 +55,27 @@ class Decoder:
         self.trie = trie if trie is not None or mode == "free" else Trie.build(codec)
         self.beams, self.batch_size, self.length_normalise = beams, batch_size, length_normalise
         self.renormalise = renormalise
+        if not 0.0 <= assist_weight <= 1.0:
+            raise GenrecError(f"assist_weight={assist_weight} is outside [0, 1]", "use 0 (language model only) to 1 (assistant only)")
+        if assist_weight > 0 and mode != "beam":
+            raise GenrecError(f"an assistant is fused in beam decoding only, not in {mode} decoding",
+                              "use --decode beam with an assistant, or drop the assistant")
+        self.assist_weight = assist_weight
         self.max_expansions, self.expand = max_expansions, expand
         self.free = FreeDecoder(model, codec, beams=beams, grounding=grounding) if mode == "free" else None
         self.last_stats: dict = {}
 
-    def topk(self, prompts: Sequence[Sequence[int]], k: int, exclude: Sequence[Sequence[int]] | None = None) -> Ranked:
+    def topk(self, prompts: Sequence[Sequence[int]], k: int, exclude: Sequence[Sequence[int]] | None = None,
+             assist=None) -> Ranked:
+        """``assist``: per prompt, an assistant's item distribution (fused when ``assist_weight`` > 0)."""
+        if self.assist_weight > 0 and assist is None:
+            raise GenrecError("assist_weight > 0 needs the assistant's item distributions", "pass assist= to topk")
         if self.mode == "beam":
             st = BeamStats()
             out = beam_search(self.model, self.trie, prompts, k, beams=self.beams, exclude=exclude,
                               batch_size=self.batch_size, pad_id=self.codec.pad_id,
-                              length_normalise=self.length_normalise, renormalise=self.renormalise, stats=st)
+                              length_normalise=self.length_normalise, renormalise=self.renormalise, stats=st,
+                              assist=assist, assist_weight=self.assist_weight)
             self.last_stats = vars(st)
         elif self.mode == "exact":
             st = ExactStats()

@@ -96,6 +96,8 @@ def beam_search(
     hf_compatible: bool = False,
     shared_prefix: bool | None = None,
     renormalise: bool = False,
+    assist: np.ndarray | None = None,
+    assist_weight: float = 0.0,
 ) -> Ranked:
     """Top-``k`` catalogue items for each prompt (token ids up to where the response starts).
 
@@ -112,17 +114,37 @@ def beam_search(
     tokens a title's prefix makes certain then cost nothing, which removes the length
     penalty of long titles. Off by default (the plain sum of log-probabilities).
 
+    ``assist`` (users x catalogue items, each row an item distribution from a text-free
+    model such as SASRec or popularity) is fused at every step, as D3 does (Bao et al.
+    2024): a token scores ``(1 - w) * log p_LM(token) + w * log p_assist(token)`` with
+    ``w = assist_weight`` (D3's gamma is ``1 - w``), where ``p_assist(token)`` is the
+    assistant's mass of the live, non-excluded items below the token's trie node over the
+    mass below its parent (the items under a prefix summed). Both terms are
+    log-probabilities, so a path's score still only falls as it grows and the stopping
+    bound stays exact; along a whole path the assistant terms add up to ``w * log
+    p_assist(item)``, so with ``w = 1`` an item's score is the assistant's (renormalised)
+    log-probability, and a beam as wide as the catalogue ranks exactly as the assistant.
+
     ``shared_prefix`` (default: where the model supports it) keeps one copy of each
     prompt's cache for all of a user's beams (see ``_shared``); off, every beam row
     carries its own copy in a plain Hugging Face cache. Both give the same result.
     """
     check_width(beams, k)
     _lm.check_topk_request(prompts, k, exclude)
+    if assist is not None:
+        assist = np.asarray(assist, dtype=np.float64)
+        if assist.shape != (len(prompts), trie.n_items) or not np.isfinite(assist).all() or (assist < 0).any():
+            raise GenrecError(
+                f"assist must hold a non-negative, finite weight per item for each user: shape ({len(prompts)}, {trie.n_items}), "
+                f"got {assist.shape}", "pass the assistant's item probabilities, one row per prompt")
+    if not 0.0 <= assist_weight <= 1.0:
+        raise GenrecError(f"assist_weight={assist_weight} is outside [0, 1]", "use 0 (language model only) to 1 (assistant only)")
     pad_id = trie.eos_id if pad_id is None else pad_id
     stats = stats if stats is not None else BeamStats()
     shared = _shared.supported(model) if shared_prefix is None else shared_prefix
     opts = dict(pad_id=pad_id, length_normalise=length_normalise, max_new_tokens=max_new_tokens, stats=stats,
-                hf_compatible=hf_compatible, shared=shared, renormalise=renormalise)
+                hf_compatible=hf_compatible, shared=shared, renormalise=renormalise,
+                assist=assist if assist is not None and assist_weight > 0 else None, assist_weight=assist_weight)
     # users of similar prompt length share a batch: less left padding to compute
     by_length = np.argsort([len(p) for p in prompts], kind="stable")
     parts = []
@@ -170,9 +192,18 @@ def _group_logsumexp(group: np.ndarray, values: np.ndarray, n: int) -> np.ndarra
 
 
 def _search_batch(model, trie, prompts, users, k, W, exclude, *, pad_id, length_normalise, max_new_tokens, stats,
-                  hf_compatible, shared, renormalise=False) -> Ranked:
+                  hf_compatible, shared, renormalise=False, assist=None, assist_weight=0.0) -> Ranked:
     B = len(prompts)
     overlay = trie.exclusion([exclude[u] for u in users] if exclude is not None else [])
+    log_mass = None
+    if assist is not None:
+        weights = assist[users].copy()
+        if exclude is not None:
+            for row, u in enumerate(users):
+                banned = np.asarray(list(exclude[u]), dtype=np.int64)
+                weights[row, banned[(banned >= 0) & (banned < trie.n_items)]] = 0.0
+        with np.errstate(divide="ignore"):
+            log_mass = np.log(trie.node_mass(weights))
     max_steps = trie.max_depth if max_new_tokens is None else min(max_new_tokens, trie.max_depth)
     depth_cap = max(1, max_steps)
 
@@ -205,6 +236,11 @@ def _search_batch(model, trie, prompts, users, k, W, exclude, *, pad_id, length_
         lp = logp[torch.from_numpy(crow).to(device), torch.from_numpy(ctok).to(device)].double().cpu().numpy()
         if renormalise:
             lp = lp - _group_logsumexp(crow, lp, len(b_node))[crow]
+        if log_mass is not None:
+            cu = b_user[crow]
+            with np.errstate(invalid="ignore"):  # -inf - -inf: a node with no mass is never reached
+                lp_assist = log_mass[cu, cchild] - log_mass[cu, b_node[crow]]
+            lp = (1.0 - assist_weight) * lp + assist_weight * np.nan_to_num(lp_assist, nan=-np.inf)
         cscore = b_score[crow] + lp
         cuser = b_user[crow]
         is_eos = ctok == trie.eos_id

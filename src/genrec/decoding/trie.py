@@ -78,7 +78,7 @@ class Trie:
             seqs = [source.response_ids(i) for i in range(len(source))]
             eos_id = source.eos_id if eos_id is None else eos_id
             if vocab_size is None:
-                vocab_size = len(source.tokenizer)
+                vocab_size = source.vocab_size
         else:
             seqs = list(source)
         if eos_id is None:
@@ -304,6 +304,28 @@ class Trie:
         if not keys:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         return np.unique(np.concatenate(keys), return_counts=True)
+
+    def node_mass(self, weights: np.ndarray) -> np.ndarray:
+        """Per group, the summed item weight below every node: ``weights`` is (groups, n_items)
+        (e.g. an assistant's item probabilities per user, zero where an item is excluded);
+        the result is (groups, n_nodes). Removed items weigh nothing. The mass of a child
+        over its parent's is the probability of that token under the item distribution,
+        renormalised over the tokens the trie allows there (D3's text-free assistant, with
+        the items below a prefix summed rather than maximised)."""
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.ndim != 2 or weights.shape[1] != self.n_items:
+            raise GenrecError(f"node_mass needs weights of shape (groups, {self.n_items}), got {weights.shape}",
+                              "pass one weight per catalogue item for every group")
+        weights = weights * self._alive[None, :]
+        mass = np.zeros((weights.shape[0], self.n_nodes))
+        node = self._item_leaf.copy()
+        item = np.arange(self.n_items)
+        while node.size:  # add every item's weight to each node on its path, one depth at a time
+            np.add.at(mass, (slice(None), node), weights[:, item])
+            up = self._parent[node].astype(np.int64)
+            keep = up >= 0
+            node, item = up[keep], item[keep]
+        return mass
 
     def blocked(self, groups, nodes, overlay: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         """True where every live item below ``nodes[j]`` is excluded for ``groups[j]``."""

@@ -39,10 +39,15 @@ def random_id_names(n: int, seed: int) -> list[str]:
 
 
 class Codec:
-    """Encodes segments to token ids, caching every item name and text piece."""
+    """Encodes segments to token ids, caching every item name and text piece.
 
-    def __init__(self, tokenizer, names: Sequence[str]):
+    With ``item_token_start`` every item is one token of its own (``item_token_start +
+    index``, see ``genrec.model.finetune.add_item_tokens``) instead of its name's tokens.
+    """
+
+    def __init__(self, tokenizer, names: Sequence[str], item_token_start: int | None = None):
         self.tokenizer = tokenizer
+        self.item_token_start = item_token_start
         self.eos_id: int = tokenizer.eos_token_id
         self.pad_id: int = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         with_special = tokenizer("x").input_ids
@@ -58,10 +63,20 @@ class Codec:
     def __len__(self) -> int:
         return len(self.names)
 
+    @property
+    def vocab_size(self) -> int:
+        """Token ids the model can write: the tokenizer's, plus one per item token."""
+        if self.item_token_start is None:
+            return len(self.tokenizer)
+        return self.item_token_start + len(self.names)
+
     def encode_names(self, names: Sequence[str]) -> list[list[int]]:
         """Token ids of each name as it is written after a newline (no EOS)."""
         if not names:
             return []
+        if self.item_token_start is not None:
+            first = self.item_token_start + len(self.item_ids)
+            return [[first + j] for j in range(len(names))]
         batch = self.tokenizer([ANCHOR + n for n in names], add_special_tokens=False).input_ids
         k = len(self._anchor)
         out = []

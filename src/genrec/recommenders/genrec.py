@@ -29,8 +29,12 @@ class GenRec(Recommender):
 
     def __init__(self, run_dir: str | Path | None = None, decode: DecodeMode = "beam", beams: int = 10, batch_size: int = 8, grounding: str = "exact",
                  max_expansions: int = 2000, renormalise: bool = False, length_normalise: bool = False,
-                 threads: int | None = None, device: str | None = None, train_config=None):
+                 threads: int | None = None, device: str | None = None, train_config=None,
+                 assist: str | None = None, assist_weight: float | None = None, assist_minutes: float = 5.0):
         self.run_dir = Path(run_dir) if run_dir is not None else None
+        # a text-free assistant fused into beam decoding (recommenders/assist.py); the
+        # weight defaults to the one chosen on validation and stored with the run
+        self.assist, self.assist_weight, self.assist_minutes = assist, assist_weight, assist_minutes
         self.decode, self.beams, self.batch_size, self.grounding = decode, beams, batch_size, grounding
         self.max_expansions, self.threads, self.device = max_expansions, threads, device
         self.renormalise, self.length_normalise = renormalise, length_normalise
@@ -47,6 +51,8 @@ class GenRec(Recommender):
             "max_expansions": self.max_expansions if self.decode == "exact" else None,
             "renormalise": self.renormalise, "length_normalise": self.length_normalise,
             "backbone": cfg.backbone if cfg else None, "item_repr": cfg.item_repr if cfg else None,
+            "finetune": cfg.finetune if cfg else None,
+            "assist": self.assist, "assist_weight": self.assist_weight if self.assist else None,
         }
 
     # ------------------------------------------------------------------ lifecycle
@@ -65,7 +71,8 @@ class GenRec(Recommender):
         return cls(path, **options)._load(dataset)
 
     #: options `from_options` accepts (besides `run`)
-    OPTIONS = ("decode", "beams", "batch_size", "grounding", "max_expansions", "renormalise", "length_normalise", "threads", "device")
+    OPTIONS = ("decode", "beams", "batch_size", "grounding", "max_expansions", "renormalise", "length_normalise", "threads", "device",
+               "assist", "assist_weight", "assist_minutes")
 
     @classmethod
     def from_options(cls, dataset: Dataset, options: dict, progress=None) -> GenRec:
@@ -86,7 +93,7 @@ class GenRec(Recommender):
         from ..decoding import Decoder, Trie
         from ..model.backbone import load_backbone
         from ..model.encoding import Codec
-        from ..model.lora import load_adapter
+        from ..model.finetune import keep_layers, load_trained
         from ..training.loop import item_names, prompt_spec
         from ..training.rundir import RunDir
 
@@ -102,26 +109,40 @@ class GenRec(Recommender):
         cfg = run.config()
         if dataset is None:
             dataset = Dataset(info["dataset"]["path"])
-        if len(dataset.catalogue) != info["dataset"]["n_items"] and cfg.item_repr == "random-id":
+        if len(dataset.catalogue) != info["dataset"]["n_items"] and cfg.item_repr != "title":
             raise GenrecError(
                 f"the run was trained on {info['dataset']['n_items']} items but the dataset has {len(dataset.catalogue)}",
                 "evaluate on the dataset the run was trained on",
             )
+        if cfg.item_repr == "item-token" and self.decode == "free":
+            raise GenrecError("free decoding writes text, but this run writes items as item tokens", "use --decode beam or exact")
         self.dataset, self.cfg = dataset, cfg
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
         backbone = load_backbone(info["backbone"].get("path") or cfg.backbone, dtype=cfg.dtype, device=device)
-        self.model = load_adapter(backbone.model, run.path / "adapter").eval()
+        if cfg.num_layers:
+            keep_layers(backbone.model, cfg.num_layers)
+        self.model = load_trained(backbone.model, run.path / "adapter").eval()
         self.tokenizer = backbone.tokenizer
-        names = item_names(dataset, cfg) if cfg.item_repr == "title" else list(_read_names(run.path))
+        names = list(_read_names(run.path)) if cfg.item_repr == "random-id" else item_names(dataset, cfg)
         self.item_ids = list(dataset.catalogue.item_ids)
         self.titles = list(dataset.catalogue.titles)
-        self.codec = Codec(self.tokenizer, names)
+        self.codec = Codec(self.tokenizer, names, info.get("item_token_start"))
         self.spec = prompt_spec(dataset, cfg)
         self.max_history = min(cfg.max_history or dataset.manifest["max_history"], dataset.manifest["max_history"])
         self.trie = Trie.build(self.codec) if self.decode != "free" else None
+        self.assistant = None
+        if self.assist:
+            from .assist import Assistant, stored_weight
+
+            if self.assist_weight is None:
+                self.assist_weight = stored_weight(run.path, self.assist)
+            if self.decode != "beam":
+                raise GenrecError(f"the assistant is fused in beam decoding, not {self.decode}", "use --decode beam with an assistant")
+            self.assistant = Assistant.for_run(self.assist, run.path, dataset, self.assist_minutes, self.threads)
         self.decoder = Decoder(self.model, self.codec, self.trie, mode=self.decode, beams=self.beams,
                                batch_size=self.batch_size, grounding=self.grounding, max_expansions=self.max_expansions,
-                               renormalise=self.renormalise, length_normalise=self.length_normalise)
+                               renormalise=self.renormalise, length_normalise=self.length_normalise,
+                               assist_weight=self.assist_weight if self.assist else 0.0)
         self._removed: set[int] = set()
         self._loaded = True
         return self
@@ -139,7 +160,8 @@ class GenRec(Recommender):
             raise GenrecError(f"beam width {self.beams} is smaller than k={k}", f"use beams >= {k}")
         prompts = [self.prompt_ids(h) for h in histories]
         exclude = [sorted(set(int(i) for i in h)) for h in histories] if exclude_seen else None
-        ranked = self.decoder.topk(prompts, k, exclude)
+        assist = self.assistant.distribution(histories, len(self.codec)) if self.assistant is not None else None
+        ranked = self.decoder.topk(prompts, k, exclude, assist=assist)
         if self._removed and self.decode == "free":
             bad = np.isin(ranked.items, list(self._removed))
             ranked.items[bad] = NO_ITEM

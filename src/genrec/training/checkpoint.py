@@ -1,6 +1,7 @@
 """Checkpoints a run can resume from with the same result as an uninterrupted run.
 
-A checkpoint holds the LoRA weights (PEFT format), the optimizer and scheduler states,
+A checkpoint holds the trained weights (a PEFT adapter, or the whole model when
+``finetune=full``), the optimizer and scheduler states,
 every process's random-number generator states and the step counters. It is written
 into a temporary folder and renamed, so a crash or kill mid-write leaves the previous
 checkpoint as the newest complete one.
@@ -94,11 +95,9 @@ def save(accelerator, run_dir: Path, step: int, peft_model, optimizer, scheduler
 
 def load(accelerator, ckpt: Path, peft_model, optimizer, scheduler) -> dict:
     """Restore a checkpoint written by :func:`save`; returns its state counters."""
-    from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
+    from ..model.finetune import load_weights_into
 
-    weights = load_file(ckpt / "adapter" / "adapter_model.safetensors")
-    set_peft_model_state_dict(peft_model, weights)
+    load_weights_into(peft_model, ckpt / "adapter")
     optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=False))
     scheduler.load_state_dict(torch.load(ckpt / "scheduler.pt", weights_only=False))
     rng_file = ckpt / f"rng-{accelerator.process_index}.pt"

@@ -29,10 +29,12 @@ class LoraSettings(Config):
 
 class TrainConfig(Config):
     backbone: str = Field("smollm2-135m", description="model: smollm2-135m (packaged), tiny-random-llama, a local folder or a hub name")
-    template: Template = Field("alpaca", description="prompt template: alpaca (the paper's) or compact")
+    template: Template = Field("alpaca", description="prompt template: alpaca (the paper's), compact, or tokens (item tokens only, no separators)")
     serialisation: Serialisation = Field("lines", description="history in the alpaca template: lines, quoted or comma (the paper's, ambiguous)")
     vary_instruction: bool = Field(True, description="use several paraphrased instructions (the paper does)")
-    item_repr: Literal["title", "random-id"] = Field("title", description="write items as titles (GenRec) or random ID numbers (a P5-style variant)")
+    item_repr: Literal["title", "random-id", "item-token"] = Field("title", description="write items as titles (GenRec), random ID numbers (a P5-style variant), or one new token per item initialised from its title (needs finetune=full)")
+    num_layers: int | None = Field(None, ge=1, description="keep only the first N transformer layers of the backbone (faster; default: all)")
+    finetune: Literal["lora", "full"] = Field("lora", description="lora: train LoRA adapters (GenRec's); full: train every weight (BIGRec/D3; about 16 bytes a parameter with AdamW in fp32)")
     id_seed: int = Field(0, description="seed of the random item IDs (item_repr=random-id)")
     loss_on: LossOn = Field("response", description="response (the target only), items (every item in the sequence), all (every token, the paper's)")
     windows: Literal["all", "recent", "chunks"] = Field("all", description="training examples: every sliding window, the most recent per user, or non-overlapping chunks")
@@ -58,6 +60,7 @@ class TrainConfig(Config):
     threads: int | None = Field(None, ge=1, description="CPU threads (default: all cores)")
     log_every: int = Field(1, ge=1, description="log every N optimizer steps")
     eval_every: int | None = Field(None, ge=1, description="validate every N optimizer steps (default: at the end only)")
+    eval_minutes: list[float] | None = Field(None, description="also validate when training time first reaches each of these minutes (learning curves)")
     eval_users: int = Field(64, ge=1, description="fixed seeded sample of validation users")
     eval_decode: bool = Field(True, description="also compute validation HR@10/NDCG@10 with the constrained decoder")
     eval_beams: int = Field(10, ge=1)
@@ -74,10 +77,16 @@ class TrainConfig(Config):
             problems.append(
                 f"effective_batch={self.effective_batch} is not a multiple of batch_size={self.batch_size}"
             )
-        if self.early_stopping_patience and not self.eval_every:
-            problems.append("early_stopping_patience needs eval_every")
-        if self.select_best and not self.eval_every:
-            problems.append("select_best needs eval_every")
+        if self.early_stopping_patience and not (self.eval_every or self.eval_minutes):
+            problems.append("early_stopping_patience needs eval_every or eval_minutes")
+        if self.select_best and not (self.eval_every or self.eval_minutes):
+            problems.append("select_best needs eval_every or eval_minutes")
+        if self.item_repr == "item-token" and self.finetune != "full":
+            problems.append("item_repr=item-token needs finetune=full (the new item embeddings must be trained)")
+        if self.template == "tokens" and self.item_repr != "item-token":
+            problems.append("template=tokens writes items with nothing between them: it needs item_repr=item-token")
+        if self.eval_minutes is not None and any(not (m > 0) for m in self.eval_minutes):
+            problems.append(f"eval_minutes must be positive minutes (got {self.eval_minutes})")
         if problems:
             raise ValueError("; ".join(problems))
         return self
