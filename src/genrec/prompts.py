@@ -84,6 +84,12 @@ class Item:
 Segment = str | Item | object  # text, an item, or EOS
 
 
+def example_key(user_id: str, position: int) -> str:
+    """The key of the example whose target is `user_id`'s item at `position`: it picks the
+    instruction paraphrase, the same in training, validation and `genrec show`."""
+    return f"{user_id}:{position}"
+
+
 @dataclass(frozen=True)
 class PromptSpec:
     template: Template = "alpaca"
@@ -92,14 +98,16 @@ class PromptSpec:
     #: pick one paraphrase per example (True) or always the first (False)
     vary_instruction: bool = True
 
-    def instruction(self, key: str) -> str:
+    def instruction(self, key: str | None) -> str:
+        """The instruction of the example `key` (:func:`example_key`); ``None`` (inference,
+        where there is no example) is the first paraphrase, see ``genrec.model.prompting``."""
         options = INSTRUCTIONS.get(self.domain, INSTRUCTIONS["items"])
-        if not self.vary_instruction:
+        if not self.vary_instruction or key is None:
             return options[0]
         # crc32, not hash(): the choice must be the same in every process and run
         return options[zlib.crc32(key.encode()) % len(options)]
 
-    def prompt(self, history: list[int], key: str = "") -> list[Segment]:
+    def prompt(self, history: list[int], key: str | None = None) -> list[Segment]:
         """Segments of the prompt for `history` (oldest first), ending where the response starts."""
         if self.template in ("compact", "tokens"):
             segs: list[Segment] = [COMPACT_HEADER.get(self.domain, COMPACT_HEADER["items"])]

@@ -22,6 +22,11 @@ class RecommenderTests:
     def make(self) -> Recommender:  # pragma: no cover - every subclass overrides it
         raise NotImplementedError
 
+    def reload(self, fitted: Recommender, path, dataset) -> Recommender:
+        """Load what `fitted` saved at `path` (a method whose load takes call-time
+        settings, such as GenRec's decoding, passes the ones `fitted` used)."""
+        return type(fitted).load(path, dataset)
+
     # -- fixtures -------------------------------------------------------------------
     @pytest.fixture(scope="class")
     @classmethod
@@ -115,10 +120,18 @@ class RecommenderTests:
         if not self.supports_save:
             pytest.skip(f"{fitted.name} cannot be saved")
         fitted.save(tmp_path / "model")
-        loaded = type(fitted).load(tmp_path / "model", tiny_dataset)
+        loaded = self.reload(fitted, tmp_path / "model", tiny_dataset)
         a, b = fitted.recommend(histories, k=10), loaded.recommend(histories, k=10)
         np.testing.assert_array_equal(a.items, b.items)
         np.testing.assert_allclose(a.scores, b.scores, rtol=1e-6)
+
+    def test_k_above_max_k_is_a_clear_error(self, fitted, histories):
+        # the beam-width rule of the contract (recommenders/base.py)
+        if fitted.max_k is None:
+            pytest.skip(f"{fitted.name} ranks any k")
+        assert fitted.recommend(histories[:2], k=fitted.max_k).items.shape == (2, fitted.max_k)
+        with pytest.raises(GenrecError, match=f"beam width {fitted.max_k}"):
+            fitted.recommend(histories[:2], k=fitted.max_k + 1)
 
     def test_unfitted_is_a_clear_error(self):
         with pytest.raises(GenrecError, match="fit"):

@@ -136,18 +136,21 @@ def show(
 ) -> None:
     """Print the manifest and a few rendered prompts: what the model will be trained on."""
     from ..data import Dataset
-    from ..prompts import PromptSpec
+    from ..model.prompting import PromptBuilder
+    from ..prompts import PromptSpec, example_key
 
     try:
         ds = Dataset(data_dir)
         spec = PromptSpec(template=template, serialisation=serialisation, domain=ds.domain)  # type: ignore[arg-type]
+        # the training prompt rule (no tokenizer here, so no cutoff_len)
+        prompts = PromptBuilder(spec, ds.manifest["max_history"])
         ex = ds.examples("train").head(n)
     except GenrecError as e:
         fail(e)
     out.print_json(json.dumps(ds.manifest, ensure_ascii=False))
     titles = ds.catalogue.titles
     for row in ex.iter_rows(named=True):
-        key = f"{row['user_id']}:{row['position']}"
-        text = spec.render(spec.prompt(row["history"], key) + spec.response(row["target"]), titles)
+        key = example_key(row["user_id"], row["position"])
+        text = spec.render(prompts.segments(row["history"], key) + spec.response(row["target"]), titles)
         out.rule(f"user {row['user_id']}, target position {row['position']}")
         out.print(text, highlight=False, markup=False)

@@ -3,6 +3,12 @@
 ``fit(dataset)`` learns from the training split (and may use the validation split for
 early stopping); ``recommend(histories, k)`` returns a :class:`~genrec.ranking.Ranked` of
 catalogue indices with scores, best first. Metrics only ever see item indices, never strings.
+
+Any ``k`` is answered, padded with ``NO_ITEM`` (score ``-inf``) past the items there are
+to rank, except above :attr:`Recommender.max_k`: a method that searches with a beam of
+width B (GenRec's beam and free decoding) finds at most B items, so ``k > B`` is a
+``GenrecError`` naming the width and the fix (a beam at least k wide), never a short or
+silently padded list. ``tests/recommenders/conformance.py`` holds every method to this.
 """
 
 from __future__ import annotations
@@ -64,6 +70,11 @@ class Recommender(ABC):
     @abstractmethod
     def recommend(self, histories: Sequence[Sequence[int]], k: int = 10, exclude_seen: bool = True) -> Ranked:
         """Top-`k` catalogue indices for each history (oldest item first)."""
+
+    @property
+    def max_k(self) -> int | None:
+        """The largest k one call can rank (a beam width), or None when any k can be."""
+        return None
 
     def save(self, path: str | Path) -> None:  # pragma: no cover - overridden where supported
         raise NotImplementedError(f"{self.name} cannot be saved")

@@ -68,7 +68,25 @@ class GenRec(Recommender):
 
     @classmethod
     def load(cls, path: str | Path, dataset: Dataset | None = None, **options) -> GenRec:
+        """Load a run folder (or a :meth:`save` of one); `options` are the decoding settings."""
         return cls(path, **options)._load(dataset)
+
+    def save(self, path: str | Path) -> None:
+        """Copy the run folder to `path` (without its resumable checkpoints): GenRec's model
+        is its run. Decoding settings are not part of it; they are given to :meth:`load`,
+        as to ``genrec evaluate --run``."""
+        import shutil
+
+        from .._io import atomic_dir
+
+        self._require_loaded()
+        if self._removed or len(self.codec) != len(self.dataset.catalogue):
+            raise GenrecError(
+                "the catalogue was changed in memory (items added or removed); a saved run would not hold the change",
+                "save before changing the catalogue, or use genrec.Recommender, which keeps changes in the run folder",
+            )
+        with atomic_dir(path) as tmp:
+            shutil.copytree(self.run_dir, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns("checkpoints"))
 
     #: options `from_options` accepts (besides `run`)
     OPTIONS = ("decode", "beams", "batch_size", "grounding", "max_expansions", "renormalise", "length_normalise", "threads", "device",
@@ -94,7 +112,8 @@ class GenRec(Recommender):
         from ..model.backbone import load_backbone
         from ..model.encoding import Codec
         from ..model.finetune import keep_layers, load_trained
-        from ..training.loop import item_names, prompt_spec
+        from ..model.prompting import PromptBuilder
+        from ..training.loop import item_names
         from ..training.rundir import RunDir
 
         if self.threads:
@@ -127,8 +146,7 @@ class GenRec(Recommender):
         self.item_ids = list(dataset.catalogue.item_ids)
         self.titles = list(dataset.catalogue.titles)
         self.codec = Codec(self.tokenizer, names, info.get("item_token_start"))
-        self.spec = prompt_spec(dataset, cfg)
-        self.max_history = min(cfg.max_history or dataset.manifest["max_history"], dataset.manifest["max_history"])
+        self.prompts = PromptBuilder.for_run(self.codec, dataset, cfg)
         self.trie = Trie.build(self.codec) if self.decode != "free" else None
         self.assistant = None
         if self.assist:
@@ -149,15 +167,34 @@ class GenRec(Recommender):
 
     # ------------------------------------------------------------------ ranking
 
+    @property
+    def max_history(self) -> int:
+        """Most recent items of a history the prompt keeps (as in training)."""
+        return self.prompts.max_history
+
     def prompt_ids(self, history: Sequence[int]) -> list[int]:
-        recent = [int(i) for i in history][-self.max_history :]
-        return self.codec.encode(self.spec.prompt(recent, ""))[0]
+        """The prompt of `history`, built as in training (``genrec.model.prompting``: the
+        run's cap and cutoff, and the first instruction paraphrase)."""
+        return self.prompts.prompt_ids(history)
+
+    @property
+    def max_k(self) -> int | None:
+        """The beam width in beam and free decoding (the contract's beam-width rule); exact
+        decoding ranks any k."""
+        return self.beams if self.decode in ("beam", "free") else None
+
+    def _require_loaded(self) -> None:
+        if not self._loaded:
+            raise GenrecError("GenRec is neither fitted nor loaded",
+                              "call fit(dataset) (with train_config and run_dir), or load a trained run with GenRec.load(run_dir)")
 
     def recommend(self, histories: Sequence[Sequence[int]], k: int = 10, exclude_seen: bool = True) -> Ranked:
-        if not self._loaded:
-            raise GenrecError("GenRec is not loaded", "use GenRec.load(run_dir)")
-        if self.decode in ("beam", "free") and self.beams < k:
-            raise GenrecError(f"beam width {self.beams} is smaller than k={k}", f"use beams >= {k}")
+        self._require_loaded()
+        if self.max_k is not None and k > self.max_k:
+            raise GenrecError(f"beam width {self.beams} must be at least k ({k})", f"use beams >= {k} or ask for fewer items")
+        for u, h in enumerate(histories):
+            if len(h) == 0:  # every prompt in training holds at least one item
+                raise GenrecError(f"history {u} is empty", "GenRec needs at least one item in every history")
         prompts = [self.prompt_ids(h) for h in histories]
         exclude = [sorted(set(int(i) for i in h)) for h in histories] if exclude_seen else None
         assist = self.assistant.distribution(histories, len(self.codec)) if self.assistant is not None else None

@@ -23,14 +23,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..data.dataset import Dataset
-from ..model.encoding import Codec
-from ..prompts import PromptSpec
+from ..model.encoding import LossOn
+from ..model.prompting import PromptBuilder, history_cap
+from ..prompts import example_key
 from .config import TrainConfig
 
 
 @dataclass
 class Example:
-    key: str  # "user:position", chooses the instruction paraphrase deterministically
+    key: str  # prompts.example_key: chooses the instruction paraphrase deterministically
     history: list[int]
     target: int
 
@@ -44,7 +45,7 @@ def _select_users(n_users: int, max_users: int | None, seed: int) -> np.ndarray 
 
 def build_examples(ds: Dataset, cfg: TrainConfig) -> list[Example]:
     """The training examples `cfg` asks for, from the dataset's training part only."""
-    H = min(cfg.max_history or ds.manifest["max_history"], ds.manifest["max_history"])
+    H = history_cap(cfg.max_history, ds.manifest["max_history"])
     seqs = ds.sequences
     users = _select_users(seqs.n_users, cfg.max_users, cfg.seed)
     keep = set(users.tolist()) if users is not None else None
@@ -54,7 +55,7 @@ def build_examples(ds: Dataset, cfg: TrainConfig) -> list[Example]:
         for u in range(seqs.n_users):
             if keep is not None and u not in keep:
                 continue
-            train = seqs.items[seqs.offsets[u] : seqs.offsets[u] + seqs.n_train[u]].tolist()
+            train = seqs.user_items(u)[: seqs.n_train[u]].tolist()
             chunks = []
             end = len(train)
             while end >= 2:
@@ -65,7 +66,7 @@ def build_examples(ds: Dataset, cfg: TrainConfig) -> list[Example]:
                 chunks = chunks[: cfg.windows_per_user]
             uid = seqs.user_ids[u]
             for start, c in reversed(chunks):
-                out.append(Example(f"{uid}:{start + len(c) - 1}", c[:-1], c[-1]))
+                out.append(Example(example_key(uid, start + len(c) - 1), c[:-1], c[-1]))
         return out
     ex = ds.examples("train")
     uids = ex["user_id"].to_list()
@@ -88,28 +89,22 @@ def build_examples(ds: Dataset, cfg: TrainConfig) -> list[Example]:
         if allowed is not None and uids[i] not in allowed:
             continue
         h = hist[i][-H:]
-        out.append(Example(f"{uids[i]}:{pos[i]}", h, tgt[i]))
+        out.append(Example(example_key(uids[i], pos[i]), h, tgt[i]))
     return out
 
 
 class Encoder:
-    """Turns examples into (input_ids, labels), dropping the oldest history items to fit."""
+    """Turns examples into (input_ids, labels) by the run's prompt builder (which drops the
+    oldest history items to fit ``cutoff_len``, as validation and inference do)."""
 
-    def __init__(self, codec: Codec, spec: PromptSpec, cfg: TrainConfig):
-        self.codec, self.spec, self.cfg = codec, spec, cfg
+    def __init__(self, prompts: PromptBuilder, loss_on: LossOn):
+        self.prompts, self.loss_on = prompts, loss_on
 
     def length(self, ex: Example) -> int:
-        return self.codec.length(self.spec.prompt(ex.history, ex.key) + self.spec.response(ex.target))
+        return self.prompts.example_length(ex.history, ex.target, ex.key)
 
     def __call__(self, ex: Example) -> tuple[list[int], list[int]]:
-        history = ex.history
-        while True:
-            ids, labels = self.codec.encode(
-                self.spec.prompt(history, ex.key), self.spec.response(ex.target), self.cfg.loss_on
-            )
-            if len(ids) <= self.cfg.cutoff_len or len(history) <= 1:
-                return ids[: self.cfg.cutoff_len], labels[: self.cfg.cutoff_len]
-            history = history[1:]
+        return self.prompts.example(ex.history, ex.target, ex.key, self.loss_on)
 
 
 def step_batches(lengths: np.ndarray, effective_batch: int, seed: int, epoch: int, group_by_length: bool) -> list[np.ndarray]:

@@ -15,8 +15,8 @@ one-process run with the same effective batch.
 
 from __future__ import annotations
 
+import contextlib
 import math
-import os
 import time
 import warnings
 from collections.abc import Callable
@@ -25,12 +25,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._io import atomic_dir
 from ..data.dataset import Dataset
 from ..errors import GenrecError
 from ..model.backbone import load_backbone
 from ..model.encoding import IGNORE, Codec, random_id_names
 from ..model.finetune import add_item_tokens, keep_layers, trainable_model
-from ..prompts import PromptSpec
+from ..model.prompting import PromptBuilder
 from . import checkpoint
 from .config import TrainConfig
 from .examples import Encoder, build_examples, micro_batches, step_batches
@@ -45,10 +46,6 @@ def item_names(ds: Dataset, cfg: TrainConfig) -> list[str]:
     if cfg.item_repr == "random-id":
         return random_id_names(len(ds.catalogue), cfg.id_seed)
     return list(ds.catalogue.titles)
-
-
-def prompt_spec(ds: Dataset, cfg: TrainConfig) -> PromptSpec:
-    return PromptSpec(cfg.template, cfg.serialisation, ds.domain, cfg.vary_instruction)
 
 
 def _is_better(metric: str, new: float, best: float | None) -> bool:
@@ -109,7 +106,7 @@ def train(
         item_token_start = add_item_tokens(model, Codec(backbone.tokenizer, names).item_ids)
     model = trainable_model(model, cfg)
     codec = Codec(backbone.tokenizer, names, item_token_start)
-    spec = prompt_spec(ds, cfg)
+    prompts = PromptBuilder.for_run(codec, ds, cfg)  # the one prompt rule of validation and inference too
     # everything that can reject the settings has run: only now touch the run folder
     if accelerator.is_main_process and not resume:
         run.create(cfg, Path(data_dir), ds.manifest, overwrite)
@@ -122,7 +119,7 @@ def train(
             write_json(run.path / "names.json", names)
 
     examples = build_examples(ds, cfg)
-    encoder = Encoder(codec, spec, cfg)
+    encoder = Encoder(prompts, cfg.loss_on)
     lengths = np.array([min(encoder.length(e), cfg.cutoff_len) for e in examples], dtype=np.int64)
     steps_per_epoch = len(examples) // cfg.effective_batch
     if steps_per_epoch == 0:
@@ -144,7 +141,7 @@ def train(
 
     validator = None
     if cfg.eval_every or cfg.eval_minutes:
-        validator = Validator(ds, codec, spec, cfg.eval_users, cfg.seed, cfg.eval_beams, cfg.eval_decode)
+        validator = Validator(ds, codec, prompts.spec, cfg.eval_users, cfg.seed, cfg.eval_beams, cfg.eval_decode, prompts=prompts)
 
     state = {"step": 0, "tokens_seen": 0, "examples_seen": 0, "train_seconds": 0.0, "best": None, "best_step": None, "bad_evals": 0}
     if resume:
@@ -195,7 +192,7 @@ def train(
             for j, mb in enumerate(mine):
                 ids, mask, labels = pad_batch([encoded[int(i)] for i in mb], codec.pad_id, device)
                 sync = j == len(mine) - 1
-                ctx = accelerator.no_sync(wrapped) if not sync and world > 1 else _null()
+                ctx = accelerator.no_sync(wrapped) if not sync and world > 1 else contextlib.nullcontext()
                 with ctx:
                     summed = wrapped(ids, mask, labels)
                     accelerator.backward(summed * (world / step_tokens))
@@ -250,7 +247,7 @@ def train(
         final = accelerator.unwrap_model(wrapped).model
         use_best = cfg.select_best and (run.path / "best").is_dir()
         if use_best:
-            _replace(run.path / "best", run.path / "adapter")
+            _copy_adapter(run.path / "best", run.path / "adapter")
         else:
             _save_adapter(final, run.path / "adapter")
         run.update(
@@ -264,14 +261,6 @@ def train(
     info = RunDir(run_dir).info()
     accelerator.end_training()
     return info
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
 
 
 def _validation_due(cfg: TrainConfig, state: dict, total_steps: int) -> bool:
@@ -323,24 +312,12 @@ def _validate(accelerator, validator, wrapped, cfg, state, report, save_best) ->
 
 
 def _save_adapter(peft_model, dest: Path) -> None:
-    tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}"
+    with atomic_dir(dest) as tmp:
+        peft_model.save_pretrained(tmp)
+
+
+def _copy_adapter(src: Path, dest: Path) -> None:
     import shutil
 
-    shutil.rmtree(tmp, ignore_errors=True)
-    peft_model.save_pretrained(tmp)
-    _replace(tmp, dest)
-
-
-def _replace(src: Path, dest: Path) -> None:
-    import shutil
-
-    if src == dest:
-        return
-    old = dest.parent / f".{dest.name}.old-{os.getpid()}"
-    if dest.exists():
-        os.replace(dest, old)
-    if src.name == "best":
-        shutil.copytree(src, dest)
-    else:
-        os.replace(src, dest)
-    shutil.rmtree(old, ignore_errors=True)
+    with atomic_dir(dest) as tmp:
+        shutil.copytree(src, tmp, dirs_exist_ok=True)

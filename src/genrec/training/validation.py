@@ -15,13 +15,18 @@ import torch
 
 from ..data.dataset import Dataset
 from ..model.encoding import IGNORE, Codec
-from ..prompts import PromptSpec
+from ..model.prompting import PromptBuilder
+from ..prompts import PromptSpec, example_key
 from ..ranking import per_user
 from .losses import labelled_logits, pad_batch
 
 
 class Validator:
-    def __init__(self, ds: Dataset, codec: Codec, spec: PromptSpec, n_users: int, seed: int, beams: int, decode: bool, batch_size: int = 8):
+    """`prompts`: the run's prompt builder (cap and cutoff as in training and inference);
+    without it, the dataset's stored histories uncut (for benches that pass a bare spec)."""
+
+    def __init__(self, ds: Dataset, codec: Codec, spec: PromptSpec, n_users: int, seed: int, beams: int, decode: bool, batch_size: int = 8,
+                 prompts: PromptBuilder | None = None):
         ex = ds.examples("valid")
         if ex.height == 0:
             ex = ds.examples("test").head(0)
@@ -32,10 +37,12 @@ class Validator:
         index_of_user = {u: i for i, u in enumerate(seqs.user_ids)}
         self.items = []
         for r in sub.iter_rows(named=True):
-            u = index_of_user[r["user_id"]]
-            seen = seqs.items[seqs.offsets[u] : seqs.offsets[u] + r["position"]]
-            self.items.append((f"{r['user_id']}:{r['position']}", r["history"], r["target"], np.unique(seen).tolist()))
-        self.codec, self.spec = codec, spec
+            seen = seqs.user_items(index_of_user[r["user_id"]])[: r["position"]]
+            self.items.append((example_key(r["user_id"], r["position"]), r["history"], r["target"], np.unique(seen).tolist()))
+        self.codec = codec
+        self.prompts = prompts if prompts is not None else PromptBuilder(spec, ds.manifest["max_history"], codec)
+        self._examples: list[tuple[list[int], list[int]]] | None = None
+        self._prompt_ids: list[list[int]] | None = None
         self.beams, self.decode, self.batch_size = beams, decode, batch_size
         self._decoder_parts = None
 
@@ -52,9 +59,7 @@ class Validator:
         total_loss, total_tokens, title_lp, catalogue_lp = 0.0, 0, [], []
         trie = self._trie()
         for start in range(0, len(self.items), self.batch_size):
-            chunk = self.items[start : start + self.batch_size]
-            encoded = [self.codec.encode(self.spec.prompt(h, k), self.spec.response(t), "response") for k, h, t, _ in chunk]
-            ids, mask, labels = pad_batch(encoded, self.codec.pad_id, device)
+            ids, mask, labels = pad_batch(self.examples()[start : start + self.batch_size], self.codec.pad_id, device)
             logits, target = labelled_logits(model, ids, mask, labels)  # labelled tokens, row-major
             logp = torch.log_softmax(logits, dim=-1)
             token_lp = logp.gather(1, target[:, None])[:, 0]
@@ -74,6 +79,18 @@ class Validator:
             model.train()
         return out
 
+    def examples(self) -> list[tuple[list[int], list[int]]]:
+        """(ids, labels) the loss is taken on: built as training builds its examples."""
+        if self._examples is None:
+            self._examples = [self.prompts.example(h, t, k, "response") for k, h, t, _ in self.items]
+        return self._examples
+
+    def prompt_ids(self) -> list[list[int]]:
+        """The prompts decoding starts from: as inference builds them (the target unknown)."""
+        if self._prompt_ids is None:
+            self._prompt_ids = [self.prompts.prompt_ids(h, k) for k, h, _, _ in self.items]
+        return self._prompt_ids
+
     def _trie(self):
         if self._decoder_parts is None:
             from ..decoding import Trie
@@ -85,8 +102,7 @@ class Validator:
         from ..decoding import Decoder
 
         decoder = Decoder(model, self.codec, self._trie(), mode="beam", beams=self.beams)
-        prompts = [self.codec.encode(self.spec.prompt(h, k))[0] for k, h, _, _ in self.items]
-        ranked = decoder.topk(prompts, k=10, exclude=[s for *_, s in self.items])
+        ranked = decoder.topk(self.prompt_ids(), k=10, exclude=[s for *_, s in self.items])
         pu = per_user(ranked.items, [t for _, _, t, _ in self.items])  # the kernels of `genrec evaluate`
         return {"valid_hr@10": float(pu.hits(10)[:, 9].mean()), "valid_ndcg@10": float(pu.ndcgs(10)[:, 9].mean())}
 
