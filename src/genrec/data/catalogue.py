@@ -18,6 +18,10 @@ from dataclasses import dataclass, field
 import polars as pl
 
 _WS = re.compile(r"\s+")
+#: a title's trailing "(1995)", or a series range "(2006-2007)" / "(2006–)" as ML-25M writes
+#: them; group 1 is the (first) year. The one rule for readers, methods and the live catalogue.
+YEAR_AT_END_PATTERN = r"\s*\((\d{4})(?:\s*[-–]\s*\d{0,4})?\)\s*$"
+YEAR_AT_END = re.compile(YEAR_AT_END_PATTERN)
 _CONTROL = dict.fromkeys(
     c for c in range(0x20) if chr(c) not in "\t\n\r"
 )

@@ -142,14 +142,14 @@ class Dataset:
     def train_sequences(self) -> list[np.ndarray]:
         """Each user's training part (chronological item indices)."""
         s = self.sequences
-        return [s.items[s.offsets[u] : s.offsets[u] + s.n_train[u]] for u in range(s.n_users)]
+        return [s.user_items(u)[: s.n_train[u]] for u in range(s.n_users)]
 
     def item_popularity(self) -> np.ndarray:
         """Interaction counts per item over the training parts only."""
         s = self.sequences
         counts = np.zeros(len(self.catalogue), dtype=np.int64)
         for u in range(s.n_users):
-            np.add.at(counts, s.items[s.offsets[u] : s.offsets[u] + s.n_train[u]], 1)
+            np.add.at(counts, s.user_items(u)[: s.n_train[u]], 1)
         return counts
 
 

@@ -23,19 +23,17 @@ process, so replaying "remove, then add" on load gives the same items and titles
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._io import read_json, write_json
 from ..errors import GenrecError
-from .catalogue import clean_title
+from .catalogue import YEAR_AT_END, clean_title
 from .dataset import Catalogue
 
 CHANGES_FILE = "catalogue_changes.json"
 CHANGES_FORMAT = 1
-_YEAR = re.compile(r"\s*\(\d{4}\)\s*$")
 
 
 class PersistError(GenrecError):
@@ -87,8 +85,8 @@ class LiveCatalogue(Catalogue):
         # "Heet" is far from "Heat (1995)" as a whole string but close to "heat"
         stems: dict[str, list[str]] = {}
         for t in live:
-            stems.setdefault(_YEAR.sub("", t).casefold(), []).append(t)
-        close = difflib.get_close_matches(_YEAR.sub("", needle), list(stems), n=n, cutoff=0.6)
+            stems.setdefault(YEAR_AT_END.sub("", t).casefold(), []).append(t)
+        close = difflib.get_close_matches(YEAR_AT_END.sub("", needle), list(stems), n=n, cutoff=0.6)
         found = [t for s in close for t in stems[s]]
         return (found or difflib.get_close_matches(key, live, n=n, cutoff=0.6))[:n]
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import torch
 
 from ..errors import GenrecError
+from ..model.finetune import base_model
 
 _KWARG: dict[int, str] = {}
 
@@ -29,20 +30,16 @@ def check_topk_request(prompts: Sequence, k: int, exclude: Sequence | None) -> N
         raise GenrecError(f"exclude has {len(exclude)} lists for {len(prompts)} prompts", "pass one list per prompt")
 
 
-def _base(model):
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
 def cache_kwarg(model) -> str:
-    key = id(type(_base(model)))
+    key = id(type(base_model(model)))
     if key not in _KWARG:
-        params = inspect.signature(_base(model).forward).parameters
+        params = inspect.signature(base_model(model).forward).parameters
         _KWARG[key] = "cache" if "cache" in params else "past_key_values"
     return _KWARG[key]
 
 
 def model_device(model) -> torch.device:
-    return next(_base(model).parameters()).device
+    return next(base_model(model).parameters()).device
 
 
 def forward(model, input_ids, attention_mask, position_ids, cache=None, logits_to_keep: int = 1, hidden: bool = False):

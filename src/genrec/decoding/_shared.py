@@ -24,6 +24,8 @@ import threading
 
 import torch
 
+from ..model.finetune import base_model
+
 NAME = "genrec_shared_prefix"
 _LOCAL = threading.local()
 _SUPPORTED = {"llama", "mistral", "qwen2", "qwen3", "olmo", "olmo2", "granite", "smollm3"}
@@ -52,7 +54,7 @@ class PrefixState:
 
 
 def supported(model) -> bool:
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = base_model(model)
     cfg = getattr(base, "config", None)
     return (
         cfg is not None
@@ -108,7 +110,7 @@ def _register() -> None:
 def active(model, state: PrefixState):
     """Select shared-prefix attention for the forward passes inside this block."""
     _register()
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = base_model(model)
     before = base.config._attn_implementation
     _LOCAL.state = state
     base.config._attn_implementation = NAME

@@ -115,8 +115,7 @@ def full_histories(dataset, user_ids: list[str], positions: np.ndarray) -> list[
     row = {u: i for i, u in enumerate(s.user_ids)}
     out = []
     for uid, pos in zip(user_ids, positions, strict=True):
-        start = s.offsets[row[uid]]
-        out.append(s.items[start : start + int(pos)].astype(np.int64))
+        out.append(s.user_items(row[uid])[: int(pos)].astype(np.int64))
     return out
 
 

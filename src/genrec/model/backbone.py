@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._io import atomic_dir
 from ..errors import GenrecError
 from ..paths import cache_dir
 
@@ -50,24 +49,12 @@ def packaged_gguf() -> Path:
     return files[0]
 
 
-def _publish(tmp: Path, final: Path) -> None:
-    """Rename a finished temporary folder into place; if another process won, keep theirs."""
-    try:
-        os.replace(tmp, final)
-    except OSError:
-        if (final / "config.json").is_file():
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            raise
-
-
 def _convert_packaged(dest: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf = packaged_gguf()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
-    try:
+    # a cache: if another process converted it meanwhile, theirs is kept
+    with atomic_dir(dest, keep_existing=True) as tmp:
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
         # the weights are dequantised fp32 now; a leftover GGUF quantizer would make
@@ -78,10 +65,6 @@ def _convert_packaged(dest: Path) -> None:
         model.config.name_or_path = "HuggingFaceTB/SmolLM2-135M-Instruct"
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
-        _publish(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _build_tiny(dest: Path, seed: int = 0) -> None:
@@ -96,18 +79,12 @@ def _build_tiny(dest: Path, seed: int = 0) -> None:
         tie_word_embeddings=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,
     )
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
-    try:
+    with atomic_dir(dest, keep_existing=True) as tmp:
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             model = LlamaForCausalLM(config)
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
-        _publish(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def packaged_path(cache: str | os.PathLike | None = None) -> Path:

@@ -28,6 +28,11 @@ import torch
 from ..errors import GenrecError
 
 
+def base_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The Hugging Face model under a PEFT wrapper (the model itself when fully fine-tuned)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def add_item_tokens(model: torch.nn.Module, title_ids: Sequence[Sequence[int]]) -> int:
     """Append one token per item (embedding = mean of its title's token embeddings).
 

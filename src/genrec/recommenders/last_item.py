@@ -35,11 +35,11 @@ from pydantic import Field
 
 from .._io import read_json, write_json
 from ..config import Config
+from ..data.catalogue import YEAR_AT_END
 from ..errors import GenrecError
 from ..ranking import NO_ITEM, Ranked
 from .base import Recommender
 
-_YEAR = re.compile(r"\s*\((\d{4})(?:[-–]\d{0,4})?\)\s*$")
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -58,7 +58,7 @@ def tokenize(title: str, year: Literal["drop", "token"] = "drop", stopwords: fro
     """Lowercase word tokens of a title, without stop words; the year dropped or as ``y1995``."""
     if stopwords is None:
         stopwords = _stopwords()
-    m = _YEAR.search(title)
+    m = YEAR_AT_END.search(title)
     tokens = [t for t in _WORD.findall((title[: m.start()] if m else title).lower()) if t not in stopwords]
     if m and year == "token":
         tokens.append(f"y{m.group(1)}")

@@ -324,7 +324,7 @@ def _validation(dataset) -> tuple[list[np.ndarray], np.ndarray]:
     hist, target = [], []
     for u in range(s.n_users):
         if s.n_valid[u] > 0 and s.n_train[u] > 0:
-            start = s.offsets[u]
-            hist.append(s.items[start : start + s.n_train[u]].astype(np.int64))
-            target.append(int(s.items[start + s.n_train[u]]))
+            items = s.user_items(u)
+            hist.append(items[: s.n_train[u]].astype(np.int64))
+            target.append(int(items[s.n_train[u]]))
     return hist, np.asarray(target, dtype=np.int64)

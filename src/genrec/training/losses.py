@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..model.encoding import IGNORE
+from ..model.finetune import base_model
 
 
 def pad_batch(encoded: list[tuple[list[int], list[int]]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -29,10 +30,6 @@ def pad_batch(encoded: list[tuple[list[int], list[int]]], pad_id: int, device) -
     return ids.to(device), mask.to(device), labels.to(device)
 
 
-def _hf_model(model: nn.Module) -> nn.Module:
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
 def token_losses(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Cross-entropy of every labelled next token (1-D, row-major order)."""
     logits, target = labelled_logits(model, input_ids, attention_mask, labels)
@@ -41,7 +38,7 @@ def token_losses(model: nn.Module, input_ids: torch.Tensor, attention_mask: torc
 
 def labelled_logits(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """fp32 logits predicting every labelled token (row-major), and those tokens."""
-    hf = _hf_model(model)
+    hf = base_model(model)
     target = labels[:, 1:]
     keep = target != IGNORE
     cfg = hf.config

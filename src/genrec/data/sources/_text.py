@@ -9,24 +9,20 @@ from __future__ import annotations
 
 import gzip
 import io
-import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import polars as pl
 
 from ...errors import DataFormatError
-
-#: a trailing "(1995)" (also "(2006-2007)" series ranges, as in ML-25M) ends a MovieLens title
-YEAR_AT_END = re.compile(r"\((\d{4})(?:\s*[-–]\s*\d{0,4})?\)\s*$")
-_YEAR_AT_END_PL = r"\((\d{4})(?:\s*[-–]\s*\d{0,4})?\)\s*$"
+from ..catalogue import YEAR_AT_END, YEAR_AT_END_PATTERN
 
 GZIP_MAGIC = b"\x1f\x8b"
 
 
 def year_from_title(title: pl.Expr) -> pl.Expr:
     """The year in a title's trailing "(YYYY)" as Int32, else null."""
-    return title.str.extract(_YEAR_AT_END_PL, 1).cast(pl.Int32, strict=False)
+    return title.str.extract(YEAR_AT_END_PATTERN, 1).cast(pl.Int32, strict=False)
 
 
 def has_year(title: str) -> bool:
