@@ -2,7 +2,9 @@
 
     python bench/make_results.py [--results bench/results] [--out docs/RESULTS.md]
 
-Reads ``quality-<dataset>.json`` / ``.md`` / ``.png`` written by ``bench/quality.py``, the
+Reads ``quality-<dataset>.json`` / ``.md`` / ``.png`` written by ``bench/quality.py``,
+``learning-curve-<dataset>.md`` / ``.png`` (``bench/learning_curve.py``),
+``assist-weight-*.md`` (``bench/assist_weight.py``), the
 ``*.log`` files written by ``bash bench/run.sh NAME python bench/NAME.py ...`` (command,
 date, machine, the script's whole output and its RESULT line), and ``notes.md`` (what
 the figures do and do not show; written by a person who read them). Nothing in the
@@ -26,9 +28,11 @@ BENCHES = {
     "serve_load": "Serving under load (`bench/serve_load.py`)",
     "cpu_preset": "Which CPU settings learn (`bench/cpu_preset.py`)",
     "quality": "Quality run log (`bench/quality.py`)",
+    "learning-curve": "Learning-curve run log (`bench/learning_curve.py`)",
+    "assist-weight": "Assistant weight run log (`bench/assist_weight.py`)",
     "top_items": "The items each method recommends most (`bench/top_items.py`, after `bench/quality.py`)",
 }
-METHODS = ("popularity", "last-item", "sasrec", "genrec-beam", "genrec-exact", "genrec-free", "genrec-id")
+METHODS = ("popularity", "last-item", "sasrec", "genrec-beam", "genrec-exact", "genrec-free", "genrec-id", "genrec-assisted")
 
 
 def headline(found: dict[str, dict], methods: list[str]) -> list[str]:
@@ -75,6 +79,12 @@ def headline_plot(found: dict[str, dict], methods: list[str], path: Path) -> boo
     return True
 
 
+def demote(markdown: str) -> str:
+    """A bench's Markdown under this page's section: its title two levels down."""
+    text = markdown.rstrip()
+    return "### " + text[2:] if text.startswith("# ") else text
+
+
 def result_line(log: str) -> dict[str, str]:
     for line in reversed(log.splitlines()):
         if line.startswith("RESULT "):
@@ -111,6 +121,17 @@ def build(results: Path, out: Path) -> str:
             parts += [f"![{name}: HR@K and NDCG@K]({rel / f'quality-{name}.png'})", ""]
     if not found:
         parts += ["No quality results yet: run `python bench/quality.py DATASET`.", ""]
+    curves = sorted(results.glob("learning-curve-*.md"))
+    if curves:
+        parts += ["## Learning curves: validation quality against training minutes (`bench/learning_curve.py`)", ""]
+    for md in curves:
+        parts += [demote(md.read_text()), ""]
+        if md.with_suffix(".png").is_file():
+            parts += [f"![{md.stem}]({rel / md.with_suffix('.png').name})", ""]
+    weights = sorted(results.glob("assist-weight-*.md"))
+    if weights:
+        parts += ["## Assistant weights chosen on validation (`bench/assist_weight.py`)", ""]
+    parts += [line for md in weights for line in (demote(md.read_text()), "")]
     extra = results.parent / "baselines.md"  # bench/baselines.sh
     if extra.is_file():
         # its headings one level down, under this page's title

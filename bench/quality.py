@@ -11,7 +11,9 @@ Methods: ``popularity``, ``last-item`` (BM25 on titles), ``sasrec`` (trained wit
 ``--sasrec-minutes``), ``genrec-beam`` / ``genrec-exact`` / ``genrec-free`` (one LoRA run
 of ``--backbone`` with the ``--preset`` preset for ``--genrec-steps`` optimizer steps on
 at most ``--train-users`` users, decoded three ways), and ``genrec-id`` (the same training
-with random item IDs instead of titles). ``--genrec-run`` reuses a trained run instead.
+with random item IDs instead of titles), and ``genrec-assisted`` (beam decoding with a text-free
+assistant fused at every step, ``--assist``, at the weight ``bench/assist_weight.py`` chose on
+validation and stored with the run). ``--genrec-run`` reuses a trained run instead.
 
 Writes ``OUT/quality-<dataset>.json`` (method name → its metrics.json, plus
 ``settings``), ``OUT/quality-<dataset>.md`` (the table with 95% intervals) and
@@ -39,7 +41,7 @@ DATASETS = {
     "ml-1m": ("recbole", SHARED / "ml-1m"),
     "amazon-toys": ("genrec-json", SHARED / "amazon-toys-genrec"),
 }
-METHODS = ("popularity", "last-item", "sasrec", "genrec-beam", "genrec-exact", "genrec-free", "genrec-id")
+METHODS = ("popularity", "last-item", "sasrec", "genrec-beam", "genrec-exact", "genrec-free", "genrec-id", "genrec-assisted")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -57,6 +59,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--train-users", type=int, default=None, help="train GenRec on a seeded subset of this many users")
     p.add_argument("--genrec-run", type=Path, default=None, help="evaluate this trained run instead of training one")
     p.add_argument("--beams", type=int, default=10)
+    p.add_argument("--max-history", type=int, default=None,
+                   help="prepare the data with histories of up to this many items (default 10; a run trained on such data needs it)")
+    p.add_argument("--assist", choices=("sasrec", "popularity"), default="sasrec",
+                   help="genrec-assisted: the assistant fused into beam decoding, at the weight stored with the run "
+                        "(chosen on validation by bench/assist_weight.py)")
     p.add_argument("--max-expansions", type=int, default=2000, help="node budget of exact decoding per user")
     a = p.parse_args(argv)
     methods = [m.strip() for m in a.methods.split(",") if m.strip()]
@@ -69,16 +76,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     return a
 
 
-def prepared(name: str, work: Path):
+def prepared(name: str, work: Path, max_history: int | None = None):
+    """The data set prepared once under `work` (histories of up to `max_history` items; default 10)."""
     from genrec.data import Dataset, prepare, read_source
+    from genrec.data.dataset import PrepareConfig
 
     fmt, path = DATASETS[name]
     if path is not None and not path.exists():
         sys.exit(f"error: {path} does not exist; {name} is read from ../shared/data beside the repository")
-    data = work / name / "data"
+    data = work / name / ("data" if max_history is None else f"data-h{max_history}")
     if not (data / "manifest.json").is_file():
         print(f"preparing {name} → {data}", flush=True)
-        prepare(read_source(fmt, path), data)
+        prepare(read_source(fmt, path), data, PrepareConfig() if max_history is None else PrepareConfig(max_history=max_history))
     return Dataset(data)
 
 
@@ -119,7 +128,7 @@ def described_run(run: Path) -> dict:
     return {"run": str(run), "trained_elsewhere": True, "backbone": info["backbone"]["name"], "steps": info.get("steps_done"),
             "examples_seen": info.get("examples_seen"), "train_seconds": info.get("train_seconds"),
             "template": cfg.template, "loss_on": cfg.loss_on, "lr": cfg.lr, "lora_r": cfg.lora.r,
-            "train_users": cfg.max_users, "item_repr": cfg.item_repr}
+            "train_users": cfg.max_users, "item_repr": cfg.item_repr, "finetune": cfg.finetune, "num_layers": cfg.num_layers}
 
 
 def main(argv=None) -> None:
@@ -131,13 +140,14 @@ def main(argv=None) -> None:
     from genrec.recommenders.genrec import GenRec
 
     work = a.work / a.dataset
-    ds = prepared(a.dataset, a.work)
+    ds = prepared(a.dataset, a.work, a.max_history)
     n_test = ds.manifest["examples"]["test"]
     users = a.users or n_test
     settings: dict = {"command": " ".join(["python bench/quality.py", *(argv if argv is not None else sys.argv[1:])]),
                       "dataset": a.dataset, "users": users, "of_test_users": n_test, "seed": a.seed,
                       "methods": a.methods, "sasrec_minutes": a.sasrec_minutes, "beams": a.beams,
-                      "exact_max_expansions": a.max_expansions, "threads": torch.get_num_threads()}
+                      "exact_max_expansions": a.max_expansions, "threads": torch.get_num_threads(), "assist": a.assist,
+                      "max_history": a.max_history or 10}
     runs: dict[str, Path] = {}
     if any(m.startswith("genrec-") and m != "genrec-id" for m in a.methods):
         if a.genrec_run:
@@ -156,9 +166,10 @@ def main(argv=None) -> None:
         if method == "sasrec":
             return build_method("sasrec", ds, {"max_minutes": a.sasrec_minutes, "seed": a.seed,
                                                "threads": torch.get_num_threads()}), 256
-        decode = "beam" if method == "genrec-id" else method.removeprefix("genrec-")
+        decode = "beam" if method in ("genrec-id", "genrec-assisted") else method.removeprefix("genrec-")
         run = runs["random-id" if method == "genrec-id" else "title"]
-        return GenRec.load(run, ds, decode=decode, beams=a.beams, batch_size=8, max_expansions=a.max_expansions), 8
+        assist = {"assist": a.assist, "assist_minutes": a.sasrec_minutes} if method == "genrec-assisted" else {}
+        return GenRec.load(run, ds, decode=decode, beams=a.beams, batch_size=8, max_expansions=a.max_expansions, **assist), 8
 
     results, dirs = {}, []
     for method in a.methods:
@@ -226,14 +237,20 @@ def markdown(results: dict, settings: dict) -> str:
                           + (f" on {g['train_users']} users" if g.get("train_users") else "")
                           + (f", {g['train_seconds'] / 60:.1f} min" if "train_seconds" in g else ""))
         elif g:
-            budget.append(f"{key}: an earlier run of {g['backbone']} + LoRA (r={g['lora_r']}, lr {g['lr']}, {g['template']} "
-                          f"template, loss on {g['loss_on']}), {g['steps']} steps on {g['examples_seen']:,} examples"
+            how = (f"LoRA r={g['lora_r']}" if g.get("finetune", "lora") == "lora" else "full fine-tuning") + (
+                f", first {g['num_layers']} layers" if g.get("num_layers") else "")
+            budget.append(f"{key}: an earlier run of {g['backbone']} ({how}, items as {g['item_repr']}, lr {g['lr']}, "
+                          f"{g['template']} template, loss on {g['loss_on']}), {g['steps']} steps on {g['examples_seen']:,} examples"
                           + (f", {g['train_seconds'] / 60:.1f} min" if g.get("train_seconds") else ""))
     lines.append("valid: share of the returned list entries that are catalogue items (free decoding writes text, and "
                  "only exact catalogue titles count); coverage: share of the catalogue in anyone's top 10.")
     lines.append("")
     if any(m.startswith("genrec") for m in s["methods"]):
         budget.append(f"{s['beams']} beams")
+    if "genrec-assisted" in s["methods"]:
+        w = results["genrec-assisted"]["settings"]["method_config"].get("assist_weight")
+        budget.append(f"genrec-assisted: {s.get('assist', 'sasrec')} assistant at weight {w} (chosen on validation, "
+                      "stored with the run)")
     if "genrec-exact" in s["methods"]:
         budget.append(f"exact decoding budget {s['exact_max_expansions']} expansions per user")
     lines.append("Budgets: " + "; ".join(budget + [f"{s['threads']} threads"]) + ".")

@@ -73,3 +73,61 @@ def test_quality_refuses_unknown_methods(capsys):
     with pytest.raises(SystemExit) as e:
         load("quality").main(["ml-latest-small", "--methods", "bpr"])
     assert e.value.code == 2 and "unknown methods ['bpr']" in capsys.readouterr().err
+
+
+def test_learning_curve_validates_every_variant_on_the_same_users_and_reuses_runs(tmp_path, capsys):
+    curve = load("learning_curve")
+    out, work = tmp_path / "results", tmp_path / "work"
+    args = ["ml-latest-small", "--variants", "item-token,lora", "--minutes", "0.01,0.02", "--eval-users", "10",
+            "--backbone", "tiny-random-llama", "--train-users", "8", "--sasrec-minutes", "0.05",
+            "--out", str(out), "--work", str(work)]
+    curve.main(args)
+    printed = capsys.readouterr().out
+    result = json.loads((out / "learning-curve-ml-latest-small.json").read_text())
+    assert set(result["variants"]) == {"item-token", "lora"} and result["settings"]["eval_users"] == 10
+    assert set(result["references"]) == {"popularity", "sasrec"}
+    for v in result["variants"].values():
+        assert len(v["points"]) >= 2 and v["tokens_per_second"] > 0
+        assert [p["step"] for p in v["points"]] == sorted(p["step"] for p in v["points"])
+        assert all(0 <= p["hr@10"] <= 1 for p in v["points"])
+    assert result["variants"]["item-token"]["config"]["item_repr"] == "item-token"
+    assert result["variants"]["item-token"]["trainable_parameters"] > result["variants"]["lora"]["trainable_parameters"]
+    assert (out / "learning-curve-ml-latest-small.png").stat().st_size > 0
+    assert "| item-token |" in (out / "learning-curve-ml-latest-small.md").read_text()
+    assert printed.strip().splitlines()[-1].startswith("RESULT popularity_hr10=")
+
+    # a rerun reuses the finished runs: the same curves; a later call with another variant adds to the table
+    curve.main(args)
+    again = json.loads((out / "learning-curve-ml-latest-small.json").read_text())
+    assert "reusing the finished run" in capsys.readouterr().out
+    for name in ("item-token", "lora"):
+        assert again["variants"][name]["points"] == result["variants"][name]["points"]
+    assert again["references"]["popularity"] == result["references"]["popularity"]
+    curve.main([*args[:2], "full", *args[3:]])
+    merged = json.loads((out / "learning-curve-ml-latest-small.json").read_text())
+    assert set(merged["variants"]) == {"item-token", "lora", "full"}
+    assert merged["variants"]["lora"]["points"] == result["variants"]["lora"]["points"]
+
+
+def test_assist_weight_is_chosen_on_validation_and_used_by_quality(tmp_path, capsys):
+    from genrec.training.config import from_preset
+    from genrec.training.loop import train
+
+    quality, work = load("quality"), tmp_path / "work"
+    ds = quality.prepared("ml-latest-small", work)
+    run = tmp_path / "run"
+    train(ds.path, run, from_preset("cpu", "tiny-random-llama", 2, ["max_users=8", "save_every=null"]))
+    load("assist_weight").main(["ml-latest-small", "--run", str(run), "--assist", "popularity", "--weights", "0,0.5,1",
+                                "--users", "10", "--out", str(tmp_path / "results"), "--work", str(work)])
+    printed = capsys.readouterr().out
+    stored = json.loads((run / "assist.json").read_text())["popularity"]
+    assert [r["weight"] for r in stored["grid"]] == [0.0, 0.5, 1.0] and stored["split"] == "valid"
+    best = max(stored["grid"], key=lambda r: (r["ndcg@10"], -r["weight"]))
+    assert stored["weight"] == best["weight"]
+    assert printed.strip().splitlines()[-1].startswith(f"RESULT chosen_weight={best['weight']}")
+    # quality.py's assisted method decodes at the stored weight
+    quality.main(["ml-latest-small", "--methods", "popularity,genrec-assisted", "--assist", "popularity", "--users", "10",
+                  "--genrec-run", str(run), "--out", str(tmp_path / "results"), "--work", str(work)])
+    result = json.loads((tmp_path / "results" / "quality-ml-latest-small.json").read_text())
+    assert result["genrec-assisted"]["settings"]["method_config"]["assist_weight"] == stored["weight"]
+    assert result["genrec-assisted"]["valid_rate"] == 1.0

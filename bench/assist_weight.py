@@ -1,0 +1,91 @@
+"""Choose the weight of GenRec's decoding assistant on validation, and store it with the run.
+
+    python bench/assist_weight.py ml-latest-small --run RUN --assist sasrec --weights 0,0.25,0.5,0.75,1
+
+For each weight ``w`` (score = (1 - w) log p_LM + w log p_assist at every step of the
+constrained beam search; D3's gamma is 1 - w) the run ranks the full catalogue for the
+same seeded ``--users`` validation users (all when omitted); the weight with the best
+validation NDCG@10 (ties: the smaller weight, i.e. more language model) is written to
+``RUN/assist.json``, which ``GenRec(assist=...)`` then uses by default. The test split is
+never read here. ``w = 0`` is the language model alone and ``w = 1`` the assistant
+alone, so the table also shows what each adds to the other on validation.
+
+Writes ``OUT/assist-weight-<dataset>-<assist>.{json,md}``; the last line is ``RESULT``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quality import DATASETS, REPO, prepared  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("dataset", choices=sorted(DATASETS))
+    p.add_argument("--run", type=Path, required=True, help="a run folder written by `genrec train`")
+    p.add_argument("--assist", choices=("sasrec", "popularity"), default="sasrec")
+    p.add_argument("--weights", default="0,0.25,0.5,0.75,1")
+    p.add_argument("--users", type=int, default=None, help="a seeded subset of this many validation users (default: all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--beams", type=int, default=10)
+    p.add_argument("--max-history", type=int, default=None, help="the history length of the data the run was trained on (default 10)")
+    p.add_argument("--assist-minutes", type=float, default=5.0, help="SASRec's training budget when the run has no assistant yet")
+    p.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    p.add_argument("--work", type=Path, default=Path("/tmp") / "genrec-quality")
+    a = p.parse_args(argv)
+    try:
+        a.weights = sorted({float(w) for w in a.weights.split(",")})
+    except ValueError:
+        p.error(f"--weights {a.weights!r}: write numbers in [0, 1] separated by commas")
+    if not a.weights or a.weights[0] < 0 or a.weights[-1] > 1:
+        p.error("--weights must lie in [0, 1]")
+    if not (a.run / "run.json").is_file():
+        p.error(f"--run {a.run} is not a run folder (no run.json); pass a folder written by `genrec train`")
+    return a
+
+
+def main(argv=None) -> None:
+    a = parse_args(argv)
+    from genrec._io import read_json, write_json
+    from genrec.evaluation import evaluate
+    from genrec.recommenders.genrec import GenRec
+
+    ds = prepared(a.dataset, a.work, a.max_history)
+    n_valid = ds.manifest["examples"]["valid"]
+    users = min(a.users or n_valid, n_valid)
+    rows = []
+    for w in a.weights:
+        t0 = time.perf_counter()
+        rec = GenRec.load(a.run, ds, beams=a.beams, assist=a.assist if w > 0 else None, assist_weight=w,
+                          assist_minutes=a.assist_minutes)
+        result = evaluate(rec, ds, split="valid", k_max=a.beams, limit=users if users < n_valid else None, seed=a.seed, batch_size=8)
+        m = result.metrics
+        rows.append({"weight": w, "hr@10": m["hr@10"], "ndcg@10": m["ndcg@10"], "seconds": round(time.perf_counter() - t0, 1)})
+        print(f"w={w:.2f}  valid HR@10 {m['hr@10']:.4f}  NDCG@10 {m['ndcg@10']:.4f}  ({rows[-1]['seconds']} s)", flush=True)
+        del rec
+    best = max(rows, key=lambda r: (r["ndcg@10"], -r["weight"]))
+    command = " ".join(["python bench/assist_weight.py", *(argv if argv is not None else sys.argv[1:])])
+    stored_path = a.run / "assist.json"
+    stored = read_json(stored_path) if stored_path.is_file() else {}
+    stored[a.assist] = {"weight": best["weight"], "metric": "ndcg@10", "split": "valid", "users": users, "seed": a.seed,
+                        "grid": rows, "command": command}
+    write_json(stored_path, stored)
+    a.out.mkdir(parents=True, exist_ok=True)
+    stem = a.out / f"assist-weight-{a.dataset}-{a.assist}"
+    stem.with_suffix(".json").write_text(json.dumps({"command": command, "users": users, "grid": rows, "chosen": best["weight"]}, indent=2))
+    lines = [f"# {a.assist} assistant weight on {a.dataset} ({users} validation users)", "", f"`{command}`", "",
+             "| weight w | valid HR@10 | valid NDCG@10 |", "|---:|---:|---:|"]
+    lines += [f"| {r['weight']:.2f}{' (chosen)' if r is best else ''} | {r['hr@10']:.4f} | {r['ndcg@10']:.4f} |" for r in rows]
+    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(f"RESULT chosen_weight={best['weight']} valid_ndcg10={best['ndcg@10']:.4f} valid_hr10={best['hr@10']:.4f}")
+
+
+if __name__ == "__main__":
+    main()
