@@ -40,19 +40,19 @@ from quality import DATASETS, REPO, prepared  # noqa: E402
 #: depend on how long the run was planned to be.
 VARIANTS: dict[str, tuple] = {
     # the shipped cpu preset: LoRA r=16 on every projection, titles, loss on every title
-    "lora": ("cpu", {"schedule": "constant"}),
+    "lora": ("cpu-titles", {"schedule": "constant"}),
     # the same data, every weight trained (BIGRec/D3 fine-tune fully)
-    "full": ("cpu", {"finetune": "full", "lr": 1e-4, "schedule": "constant"}),
+    "full": ("cpu-titles", {"finetune": "full", "lr": 1e-4, "schedule": "constant"}),
     # every item one new token initialised from its title, every weight trained; an item is
     # one token, so a step takes more chunks (64) to fill the matrix products
-    "item-token": ("cpu", {"finetune": "full", "item_repr": "item-token", "template": "tokens", "lr": 3e-4,
+    "item-token": ("cpu-titles", {"finetune": "full", "item_repr": "item-token", "template": "tokens", "lr": 3e-4,
                            "schedule": "constant", "batch_size": 64, "effective_batch": 64}),
     # the same on the first 10 of SmolLM2's 30 layers (about 3x the tokens per second)
-    "item-token-l10": ("cpu", {"finetune": "full", "item_repr": "item-token", "template": "tokens", "lr": 3e-4,
+    "item-token-l10": ("cpu-titles", {"finetune": "full", "item_repr": "item-token", "template": "tokens", "lr": 3e-4,
                                "schedule": "constant", "batch_size": 64, "effective_batch": 64, "num_layers": 10}),
     # the same with histories of up to 50 items (chunks of 51 items in training, as SASRec
     # reads long histories), 16 chunks a step
-    "item-token-l10-h50": ("cpu", {"finetune": "full", "item_repr": "item-token", "template": "tokens", "lr": 3e-4,
+    "item-token-l10-h50": ("cpu-titles", {"finetune": "full", "item_repr": "item-token", "template": "tokens", "lr": 3e-4,
                                    "schedule": "constant", "batch_size": 16, "effective_batch": 16, "num_layers": 10}, 50),
 }
 

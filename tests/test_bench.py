@@ -116,7 +116,7 @@ def test_assist_weight_is_chosen_on_validation_and_used_by_quality(tmp_path, cap
     quality, work = load("quality"), tmp_path / "work"
     ds = quality.prepared("ml-latest-small", work)
     run = tmp_path / "run"
-    train(ds.path, run, from_preset("cpu", "tiny-random-llama", 2, ["max_users=8", "save_every=null"]))
+    train(ds.path, run, from_preset("cpu-titles", "tiny-random-llama", 2, ["max_users=8", "save_every=null"]))
     load("assist_weight").main(["ml-latest-small", "--run", str(run), "--assist", "popularity", "--weights", "0,0.5,1",
                                 "--users", "10", "--out", str(tmp_path / "results"), "--work", str(work)])
     printed = capsys.readouterr().out

@@ -83,7 +83,7 @@ def test_unknown_keys_are_errors():
     assert "lrr: unknown key" in str(e.value) and "lora.rank: unknown key" in str(e.value)
 
 
-@pytest.mark.parametrize("preset", ["paper", "recommended", "cpu"])
+@pytest.mark.parametrize("preset", ["paper", "recommended", "cpu", "cpu-long", "cpu-titles"])
 def test_presets_validate(preset):
     from genrec.config import load_preset
 

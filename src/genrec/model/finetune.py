@@ -54,15 +54,18 @@ def add_item_tokens(model: torch.nn.Module, title_ids: Sequence[Sequence[int]]) 
 
 def keep_layers(model: torch.nn.Module, n: int) -> None:
     """Keep only the first `n` transformer layers (a shallower, faster backbone; the output
-    head reads the n-th layer's states through the final norm)."""
+    head reads the n-th layer's states through the final norm). A backbone with `n` layers
+    or fewer is kept whole, so a preset can name a depth for any backbone."""
     from .lora import num_layers
 
     total = num_layers(model)
     layers = getattr(getattr(model, "model", None), "layers", None)
     if total is None or layers is None:
         raise GenrecError("num_layers works with LLaMA-style backbones (model.model.layers)", "drop num_layers for this backbone")
-    if not 1 <= n <= total:
-        raise GenrecError(f"num_layers={n} is outside 1..{total} for this backbone", f"use at most {total}")
+    if n < 1:
+        raise GenrecError(f"num_layers={n} must be at least 1", "drop num_layers to keep every layer")
+    if n >= total:
+        return
     model.model.layers = layers[:n]
     model.config.num_hidden_layers = n
     if getattr(model.config, "layer_types", None):
