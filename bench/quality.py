@@ -59,6 +59,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--train-users", type=int, default=None, help="train GenRec on a seeded subset of this many users")
     p.add_argument("--genrec-run", type=Path, default=None, help="evaluate this trained run instead of training one")
     p.add_argument("--beams", type=int, default=10)
+    p.add_argument("--from-evals", action="store_true",
+                   help="rebuild the tables from the evaluations an earlier run left in --work (nothing is trained or evaluated)")
     p.add_argument("--max-history", type=int, default=None,
                    help="prepare the data with histories of up to this many items (default 10; a run trained on such data needs it)")
     p.add_argument("--assist", choices=("sasrec", "popularity"), default="sasrec",
@@ -149,14 +151,18 @@ def main(argv=None) -> None:
                       "exact_max_expansions": a.max_expansions, "threads": torch.get_num_threads(), "assist": a.assist,
                       "max_history": a.max_history or 10}
     runs: dict[str, Path] = {}
-    if any(m.startswith("genrec-") and m != "genrec-id" for m in a.methods):
+    earlier = a.out / f"quality-{a.dataset}.json"
+    if a.from_evals:  # what was trained for the evaluations being read
+        before = json.loads(earlier.read_text())["settings"] if earlier.is_file() else {}
+        settings.update({k: before[k] for k in ("genrec", "genrec-id", "threads", "command") if k in before})
+    elif any(m.startswith("genrec-") and m != "genrec-id" for m in a.methods):
         if a.genrec_run:
             runs["title"] = a.genrec_run
             settings["genrec"] = described_run(a.genrec_run)
         else:
             runs["title"] = work / "run-title"
             settings["genrec"] = train_run(ds, runs["title"], a, "title")
-    if "genrec-id" in a.methods:
+    if "genrec-id" in a.methods and not a.from_evals:
         runs["random-id"] = work / "run-random-id"
         settings["genrec-id"] = train_run(ds, runs["random-id"], a, "random-id")
 
@@ -176,6 +182,12 @@ def main(argv=None) -> None:
         dest = work / f"eval-{method}"
         t0 = time.perf_counter()
         print(f"{method}: build and evaluate on {users} test users", flush=True)
+        if a.from_evals:
+            if not (dest / "metrics.json").is_file():
+                sys.exit(f"error: --from-evals: {dest} holds no evaluation; run without --from-evals first")
+            results[method] = json.loads((dest / "metrics.json").read_text())
+            dirs.append(dest)
+            continue
         rec, batch = build(method)
         last = [0.0]
 
@@ -199,10 +211,19 @@ def main(argv=None) -> None:
     results["settings"] = settings
     stem = a.out / f"quality-{a.dataset}"
     stem.with_suffix(".json").write_text(json.dumps(results, indent=2, default=str))
+    paired = {}
     if len(dirs) >= 2:
         cmp_dir = work / "comparison"
         compare(dirs, cmp_dir, seed=a.seed)
         shutil.copyfile(next(cmp_dir.glob("*.png")), stem.with_suffix(".png"))
+        # every GenRec variant against each baseline it should beat, on the same users
+        for base in ("popularity", "sasrec"):
+            others = [d for m, d in zip(a.methods, dirs, strict=True) if m.startswith("genrec")]
+            if base in a.methods and others:
+                vs = compare([dirs[a.methods.index(base)], *others], work / f"comparison-vs-{base}", seed=a.seed)
+                paired[base] = vs["paired"]
+        results["paired"] = paired
+        stem.with_suffix(".json").write_text(json.dumps(results, indent=2, default=str))
     table = markdown(results, settings)
     stem.with_suffix(".md").write_text(table)
     print(table)
@@ -254,6 +275,15 @@ def markdown(results: dict, settings: dict) -> str:
     if "genrec-exact" in s["methods"]:
         budget.append(f"exact decoding budget {s['exact_max_expansions']} expansions per user")
     lines.append("Budgets: " + "; ".join(budget + [f"{s['threads']} threads"]) + ".")
+    for base, rows in results.get("paired", {}).items():
+        lines += ["", f"Paired differences against {base} (same users; 95% bootstrap CI, two-sided p; McNemar for HR):", "",
+                  "| method | HR@10 difference [95% CI] | p | p (McNemar) | NDCG@10 difference [95% CI] | p |",
+                  "|---|---|---:|---:|---|---:|"]
+        for m, d in rows.items():
+            h, n = d["hr@10"], d["ndcg@10"]
+            lines.append(f"| {m} | {h['diff']:+.4f} [{h['ci'][0]:+.4f}, {h['ci'][1]:+.4f}] | {h['p_value']:.4f} | "
+                         f"{h.get('mcnemar', {}).get('p_value', float('nan')):.4f} | "
+                         f"{n['diff']:+.4f} [{n['ci'][0]:+.4f}, {n['ci'][1]:+.4f}] | {n['p_value']:.4f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -37,6 +37,15 @@ def test_quality_writes_every_method_on_the_same_users_and_results_page(tmp_path
     assert (out / "quality-ml-latest-small.png").stat().st_size > 0
     assert printed.strip().splitlines()[-1].startswith("RESULT popularity_hr10=")
 
+    # paired tests of every GenRec variant against popularity, in the JSON and the table
+    assert set(result["paired"]["popularity"]) == {"genrec-beam", "genrec-id"}
+    assert "Paired differences against popularity" in table
+    # the tables can be rebuilt from the evaluations without evaluating again
+    quality.main([*args, "--from-evals"])
+    rebuilt = json.loads((out / "quality-ml-latest-small.json").read_text())
+    assert rebuilt["genrec-beam"] == result["genrec-beam"] and rebuilt["settings"]["command"] == result["settings"]["command"]
+    capsys.readouterr()
+
     # a rerun with the same arguments reuses the trained runs and reproduces the figures
     quality.main(args)
     again = json.loads((out / "quality-ml-latest-small.json").read_text())

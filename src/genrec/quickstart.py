@@ -23,7 +23,7 @@ from .errors import GenrecError
 class QuickstartPlan:
     out: Path
     users: int = 671
-    train_steps: int = 150
+    train_steps: int = 131
     sasrec_minutes: float = 1.5
     beams: int = 10
     backbone: str = "smollm2-135m"

@@ -19,7 +19,7 @@ from .train import TrainProgress
 def quickstart(
     out_dir: Annotated[Path, typer.Option("--out", help="folder for the dataset, run and evaluations")] = Path("quickstart"),
     users: Annotated[int, typer.Option(help="evaluate every method on this many test users (seeded subset; 671 = all)")] = 671,
-    train_steps: Annotated[int, typer.Option(help="GenRec optimizer steps (cpu preset: 64 chunks of 11 items each, about 4.5 s on 2 cores)")] = 150,
+    train_steps: Annotated[int, typer.Option(help="GenRec optimizer steps (cpu preset: 64 chunks of 11 items each, about 4.5 s on 2 cores)")] = 131,
     sasrec_minutes: Annotated[float, typer.Option(help="SASRec training budget in minutes")] = 1.5,
     backbone: Annotated[str, typer.Option(help="backbone to fine-tune")] = "smollm2-135m",
     preset: Annotated[str, typer.Option(help="training preset")] = "cpu",
