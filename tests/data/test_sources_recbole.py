@@ -60,8 +60,10 @@ def test_product_set_with_brand_and_categories():
     ]
 
 
-def test_titles_are_the_item_ids_without_an_item_file(tmp_path):
-    src = read_recbole(FIXTURES / "ml-titles")
+def test_titles_are_the_item_ids_without_an_item_file_when_asked(tmp_path):
+    with pytest.raises(DataFormatError, match="no ml-titles.item file"):
+        read_recbole(FIXTURES / "ml-titles")
+    src = read_recbole(FIXTURES / "ml-titles", id_titles=True)
     assert src.domain == "movies"
     assert rows(src.items, "item_id", "title") == [
         ("Toy Soldiers, The (1991)", "Toy Soldiers, The (1991)"),

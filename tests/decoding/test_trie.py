@@ -154,3 +154,10 @@ def test_exclusion_overlay():
     assert t.blocked([1, 2], [n9, n9], overlay).tolist() == [True, False]
     t.remove([1])  # 5-7 gone: for group 0 nothing live is left under 5
     assert t.blocked([0], [n5], t.exclusion([[0, 2]])).tolist() == [True]
+
+
+def test_identical_tokens_suggest_the_id_suffix_not_the_year():
+    # "Heat (1995)" twice in different spellings the tokenizer merges: both have the year already
+    with pytest.raises(GenrecError) as e:
+        Trie.build([[1, 2, EOS], [1, 2, EOS]], vocab_size=V, eos_id=EOS)
+    assert "[id]" in e.value.fix and "year" not in e.value.fix

@@ -29,7 +29,7 @@ def prepare(
     path: Annotated[Path | None, typer.Argument(help="file or folder to read (not needed for bundled or with --download)")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="dataset folder to write: new, empty, or an earlier dataset with --overwrite")] = Path("data/ml-latest-small"),
     overwrite: Annotated[bool, typer.Option(help="replace the dataset already in --out (atomically, once the new one is complete)")] = False,
-    split: Annotated[str, typer.Option(help="leave-one-out or temporal")] = "leave-one-out",
+    split: Annotated[str | None, typer.Option(help="leave-one-out, temporal or given (default: given for a source that comes split, RecBole's NAME.train/valid/test.inter; else leave-one-out)")] = None,
     max_history: Annotated[int, typer.Option(help="at most this many events in a history")] = 10,
     min_rating: Annotated[float | None, typer.Option(help="keep interactions rated at least this")] = None,
     user_core: Annotated[int, typer.Option(help="k-core: minimum interactions per user (0 = off)")] = 0,
@@ -40,6 +40,7 @@ def prepare(
     column_map: Annotated[list[str] | None, typer.Option("--map", help="table format: FIELD=COLUMN (fields: user, item, timestamp, rating, title, year, genres, brand, category)")] = None,
     items_file: Annotated[Path | None, typer.Option("--items", help="table format: a separate item table (CSV/Parquet) with item and title columns")] = None,
     download: Annotated[str | None, typer.Option(help="movielens: download this GroupLens set (e.g. ml-1m, ml-25m) instead of reading PATH")] = None,
+    id_titles: Annotated[bool, typer.Option("--id-titles", help="recbole: without a NAME.item title, use the item ids as titles (right only when the ids are titles)")] = False,
 ) -> None:
     """Turn real data into the canonical dataset folder (catalogue, splits, examples, manifest).
 
@@ -60,6 +61,10 @@ def prepare(
             options["columns"] = _parse_map(column_map)
         if items_file is not None:
             options["items_path"] = items_file
+        if id_titles:
+            if format != "recbole":
+                raise GenrecError("--id-titles is offered for the recbole format only", "drop --id-titles")
+            options["id_titles"] = True
         if download is not None:
             if format != "movielens":
                 raise GenrecError("--download is offered for the movielens format only", "download the files yourself and pass PATH")
@@ -79,6 +84,8 @@ def prepare(
         f"{manifest['n_interactions']:,} interactions; examples train {ex['train']:,} / valid {ex['valid']:,} / "
         f"test {ex['test']:,} ({manifest['seconds']} s)"
     )
+    if manifest["source_notes"].get("caveat"):
+        console.print(f"[yellow]note:[/] {manifest['source_notes']['caveat']}")
 
 
 #: typographic quotes people type as plain ones

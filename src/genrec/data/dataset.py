@@ -48,7 +48,7 @@ SPLITS = ("train", "valid", "test")
 class PrepareConfig(Config):
     """Settings of `genrec prepare` (all recorded in the manifest)."""
 
-    split: SplitName = Field("leave-one-out", description="leave-one-out (last event test, second-last validation) or temporal (global 8:1:1 time cut)")
+    split: SplitName | None = Field(None, description="leave-one-out (last event test, second-last validation), temporal (global 8:1:1 time cut) or given (the split a source carries: RecBole's NAME.train/valid/test.inter); default: given when the source carries one, else leave-one-out")
     max_history: int = Field(10, ge=1, description="at most this many preceding events in an example's history (the paper's data: 10)")
     min_rating: float | None = Field(None, description="keep only interactions rated at least this (default: keep all)")
     user_core: int = Field(0, ge=0, description="k-core: keep users with at least this many interactions (0 = off)")
@@ -163,6 +163,13 @@ def prepare(source: SourceData, out: str | Path, config: PrepareConfig | None = 
     """
     check_out(out, "dataset", inputs, overwrite)
     config = config or PrepareConfig()
+    if config.split == "given" and not source.presplit:
+        raise GenrecError(
+            f"--split given, but the {source.format} source {source.name!r} carries no split",
+            "use --split leave-one-out or temporal (the given split comes with RecBole's NAME.train/valid/test.inter)",
+        )
+    # a source's own split is kept unless another is asked for (then its events are re-split)
+    config = config.model_copy(update={"split": config.split or ("given" if source.presplit else "leave-one-out")})
     t0 = time.perf_counter()
     step = progress or (lambda msg: None)
 
@@ -195,7 +202,7 @@ def prepare(source: SourceData, out: str | Path, config: PrepareConfig | None = 
     items = items.with_row_index("index").with_columns(pl.col("index").cast(pl.Int32))
 
     step("sequences")
-    ordered = order_events(inter)
+    ordered = order_events(inter, by_split=config.split == "given")
     seqs = build_sequences(ordered, items.select("item_id", "index"), config.split)
     n_interactions = inter.height
     del ordered, inter  # tens of millions of rows at ML-25M scale; the windows below need the room

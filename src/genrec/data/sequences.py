@@ -9,6 +9,8 @@ at the same second). Splits:
   has no validation target; a user with one only trains.
 - ``temporal``: all events in global chronological order (same tie-break) are cut
   8:1:1; each user's events before the first cut train, and so on.
+- ``given``: the split the source carries in its ``split`` column (RecBole's benchmark
+  files); a user's events are ordered by split (train, valid, test), then as above.
 
 Examples are sliding windows: the target at position p with the (at most `max_history`)
 events before it. Training examples come only from the training part; validation and
@@ -26,13 +28,15 @@ import pyarrow as pa
 
 from ..errors import GenrecError
 
-SplitName = Literal["leave-one-out", "temporal"]
+SplitName = Literal["leave-one-out", "temporal", "given"]
 Repeats = Literal["keep", "first", "last"]
 
 
-def order_events(interactions: pl.DataFrame) -> pl.DataFrame:
-    """Sort by user, then time, then source order (the documented tie-break)."""
-    return interactions.sort(["user_id", "timestamp", "order"], nulls_last=True, maintain_order=True)
+def order_events(interactions: pl.DataFrame, by_split: bool = False) -> pl.DataFrame:
+    """Sort by user, then time, then source order (the documented tie-break); with
+    `by_split`, by the given ``split`` (train, valid, test) before time."""
+    keys = ["user_id", "split", "timestamp", "order"] if by_split else ["user_id", "timestamp", "order"]
+    return interactions.sort(keys, nulls_last=True, maintain_order=True)
 
 
 def filter_events(
@@ -166,8 +170,16 @@ def build_sequences(
         n_valid = np.bincount(
             user_of, weights=(rank >= cut1) & (rank < cut2), minlength=len(user_ids)
         ).astype(np.int32)
+    elif split == "given":
+        if "split" not in joined.columns:
+            raise GenrecError("the given split needs a source that carries one", "use leave-one-out or temporal")
+        # ordered by split within each user (order_events(by_split=True)), so counts are boundaries
+        code = joined["split"].to_physical().to_numpy()
+        user_of = np.repeat(np.arange(len(user_ids)), lengths)
+        n_train = np.bincount(user_of, weights=code == 0, minlength=len(user_ids)).astype(np.int32)
+        n_valid = np.bincount(user_of, weights=code == 1, minlength=len(user_ids)).astype(np.int32)
     else:
-        raise GenrecError(f"unknown split {split!r}", "use leave-one-out or temporal")
+        raise GenrecError(f"unknown split {split!r}", "use leave-one-out, temporal or given")
     return Sequences(user_ids, offsets, items, timestamps, n_train, n_valid)
 
 

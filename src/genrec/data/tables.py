@@ -5,7 +5,8 @@ Readers differ in what they parse; everything after them sees the same two table
 - ``interactions``: ``user_id`` (str), ``item_id`` (str), ``timestamp`` (int64, may be
   null when the source has no time), ``rating`` (float64, null when absent) and ``order``
   (int64, the row's position in the source, used to break timestamp ties: stable source
-  order, never item id).
+  order, never item id). A source that comes split (RecBole's benchmark files) adds
+  ``split`` (``SPLIT_TYPE``: train, valid or test per event), which `prepare` keeps.
 - ``items``: ``item_id`` (str), ``title`` (str, null when missing), ``year`` (int32),
   ``genres`` (list of str), ``brand`` (str), ``category`` (str); the last four may be null.
 """
@@ -28,6 +29,9 @@ INTERACTION_SCHEMA: dict[str, pl.DataType] = {
     "rating": pl.Float64,
     "order": pl.Int64,
 }
+
+#: the optional ``split`` column of a pre-split source's interactions
+SPLIT_TYPE = pl.Enum(["train", "valid", "test"])
 
 ITEM_SCHEMA: dict[str, pl.DataType] = {
     "item_id": pl.Utf8,
@@ -55,6 +59,11 @@ class SourceData:
         self.interactions = conform(self.interactions, INTERACTION_SCHEMA, "interactions")
         self.items = conform(self.items, ITEM_SCHEMA, "items")
 
+    @property
+    def presplit(self) -> bool:
+        """Whether the source says which split each event belongs to."""
+        return "split" in self.interactions.columns
+
 
 def conform(df: pl.DataFrame, schema: dict[str, pl.DataType], what: str) -> pl.DataFrame:
     """Cast `df` to `schema`: required columns must exist, optional ones become null."""
@@ -73,6 +82,8 @@ def conform(df: pl.DataFrame, schema: dict[str, pl.DataType], what: str) -> pl.D
             cols.append(pl.col(name).cast(dtype, strict=False))
         else:
             cols.append(pl.lit(None, dtype=dtype).alias(name))
+    if what == "interactions" and "split" in df.columns:
+        cols.append(pl.col("split").cast(SPLIT_TYPE))
     return df.select(cols)
 
 

@@ -124,7 +124,10 @@ class Trie:
                     pairs = [(int(end_seq[i]), int(end_seq[i + 1])) for i in dup[:5]]
                     raise GenrecError(
                         f"{dup.size} pair(s) of items have identical token ids, e.g. items {pairs}",
-                        "titles must tokenise differently; disambiguate them in the catalogue (e.g. add the year)",
+                        # they usually differ only where the tokenizer normalises (case, spaces), so a
+                        # year they already carry is no help; an id suffix always is
+                        "titles must tokenise differently; give one of each pair a suffix in the catalogue, "
+                        "e.g. its item id: \"Title [id]\", as genrec prepare does for duplicate titles",
                     )
                 leaf_nodes.append(end_nodes)
                 leaf_items.append(end_seq)

@@ -14,8 +14,21 @@ and ``float_seq``. Fields used:
 RecBole's MovieLens sets strip the year from ``movie_title`` (ML-100K's "Toy Story",
 year 1995 in ``release_year``); for movie sets the title is written back as GroupLens
 writes it, "Toy Story (1995)", which also tells remakes apart. Without an ``.item``
-file (or a title field) the item ids are the titles, as in ML-1M's ``.inter`` where
-``item_id`` is "Toy Story (1995)".
+file (or a title field) the data set is refused unless ``id_titles`` says the item ids
+are the titles (as in an ``.inter`` whose ``item_id`` is "Toy Story (1995)").
+
+Pre-split benchmark files (RecBole's ``benchmark_filename``, used by UniSRec and several
+LLM-recommendation data sets): ``NAME.train.inter``, ``NAME.valid.inter`` (optional) and
+``NAME.test.inter`` are one data set whose split is kept (column ``split``). Files with
+``item_id_list:token_seq`` hold windows: the items before the target ``item_id``,
+oldest first, at most RecBole's ``MAX_ITEM_LIST_LENGTH``. Each user's sequence is rebuilt
+by chaining the windows (train, valid, test; shorter lists first), each list checked
+against what is already rebuilt; the events of a list that starts a user's sequence are
+training history. Without ``user_id`` every test row is a user, and a valid row is
+matched to it by its items. Order is list position unless ``timestamp_list`` and
+``timestamp`` give times. When several users' sequences start with a list at the longest
+length, the lists were cut and the events before them are lost: the notes say so
+(``caveat``). Files without ``item_id_list`` hold one event a row, split by file.
 """
 
 from __future__ import annotations
@@ -26,13 +39,18 @@ from pathlib import Path
 import polars as pl
 
 from ...errors import DataFormatError
-from ..tables import SourceData, items_from_interactions
+from ..tables import SPLIT_TYPE, SourceData, items_from_interactions
+from ._recbole_windows import PARTS, Window, chain_windows
 from ._text import check_utf8, decode_text, first_bad_line, malformed, open_lines, read_bytes
 
 TYPES = ("token", "token_seq", "float", "float_seq")
 TITLE_FIELDS = ("movie_title", "title", "item_name")
 YEAR_FIELDS = ("release_year", "year")
 GENRE_FIELDS = ("class", "genre", "genres")
+_ID_TITLES_FIX = (
+    "add a title field to the .item file, or pass --id-titles (Python: id_titles=True) "
+    "if the item ids are the titles, as in an item_id such as \"Toy Story (1995)\""
+)
 _FIX = "RecBole atomic files are tab-separated with a header of field:type names (recbole.io, Atomic Files)"
 
 
@@ -43,8 +61,14 @@ def _find(folder: Path, name: str, suffix: str) -> Path | None:
     return None
 
 
-def _locate(path: Path) -> tuple[str, Path, Path | None]:
-    """(data set name, .inter file, .item file or None)."""
+def _name_and_part(stem: str) -> tuple[str, str]:
+    """``"x.train"`` -> ``("x", "train")``; ``"x"`` -> ``("x", "")`` (one unsplit file)."""
+    base, dot, part = stem.rpartition(".")
+    return (base, part) if dot and base and part in PARTS else (stem, "")
+
+
+def _locate(path: Path) -> tuple[str, dict[str, Path], Path | None]:
+    """(data set name, its .inter files by part, "" for an unsplit one; .item file or None)."""
     if path.is_file():
         base = path.name.removesuffix(".gz")
         if not base.endswith(".inter"):
@@ -52,24 +76,40 @@ def _locate(path: Path) -> tuple[str, Path, Path | None]:
                 f"{path} is not a RecBole .inter file",
                 "pass the folder holding <name>.inter (and <name>.item), or the .inter file",
             )
-        name = base.removesuffix(".inter")
-        return name, path, _find(path.parent, name, "item")
-    inters = sorted({p.name.removesuffix(".gz").removesuffix(".inter")
-                     for p in path.iterdir() if p.name.endswith((".inter", ".inter.gz"))})
-    if not inters:
-        raise DataFormatError(
-            f"{path} holds no RecBole interaction file (looked for <name>.inter and <name>.inter.gz)",
-            "pass the folder of a RecBole data set, e.g. one holding ml-1m.inter and ml-1m.item",
-        )
-    if len(inters) > 1:
-        if path.name not in inters:
+        folder, (name, part) = path.parent, _name_and_part(base.removesuffix(".inter"))
+        if not part:
+            return name, {"": path}, _find(folder, name, "item")
+    else:
+        folder = path
+        stems = {p.name.removesuffix(".gz").removesuffix(".inter")
+                 for p in path.iterdir() if p.name.endswith((".inter", ".inter.gz"))}
+        if not stems:
             raise DataFormatError(
-                f"{path} holds several RecBole data sets ({', '.join(inters)})",
+                f"{path} holds no RecBole interaction file (looked for <name>.inter and <name>.inter.gz)",
+                "pass the folder of a RecBole data set, e.g. one holding ml-1m.inter and ml-1m.item",
+            )
+        sets: dict[str, tuple[str, bool]] = {}  # label -> (name, split in files)
+        for stem in stems:
+            name, part = _name_and_part(stem)
+            sets[f"{name}.{{train,valid,test}}" if part else name] = (name, bool(part))
+        chosen = [label for label, (name, _) in sets.items() if name == path.name]
+        if len(sets) > 1 and len(chosen) != 1:
+            raise DataFormatError(
+                f"{path} holds several RecBole data sets ({', '.join(sorted(sets))})",
                 "pass the .inter file of the one to read",
             )
-        inters = [path.name]
-    name = inters[0]
-    return name, _find(path, name, "inter"), _find(path, name, "item")
+        name, split = sets[chosen[0] if len(sets) > 1 else next(iter(sets))]
+        if not split:
+            return name, {"": _find(path, name, "inter")}, _find(path, name, "item")
+    files = {p: f for p in PARTS if (f := _find(folder, f"{name}.{p}", "inter")) is not None}
+    missing = [f"{name}.{p}.inter" for p in ("train", "test") if p not in files]
+    if missing:
+        raise DataFormatError(
+            f"{folder} holds {', '.join(f.name for f in files.values())} but no {' or '.join(missing)}",
+            "RecBole's benchmark files come as NAME.train.inter, NAME.valid.inter and NAME.test.inter "
+            "in one folder; add the missing one, or pass an unsplit NAME.inter",
+        )
+    return name, files, _find(folder, name, "item")
 
 
 def _header(path: Path) -> list[tuple[str, str]]:
@@ -150,7 +190,7 @@ def _bad_line(
     return DataFormatError(f"{path} cannot be parsed: {str(error).splitlines()[0]}", _FIX)
 
 
-def _items(path: Path, movies: bool) -> pl.DataFrame:
+def _items(path: Path, movies: bool, id_titles: bool) -> pl.DataFrame:
     fields = [n for n, _ in _header(path)]
     years = [f for f in YEAR_FIELDS if f in fields]
     # a year is a token ("unkonwn" for ML-100K's item 267), so non-numbers become null
@@ -161,6 +201,11 @@ def _items(path: Path, movies: bool) -> pl.DataFrame:
     genre = next((f for f in GENRE_FIELDS if f in fields), None)
     year = pl.col(years[0]).cast(pl.Float64, strict=False).cast(pl.Int32, strict=False) if years else pl.lit(None, pl.Int32)
     if title is None:
+        if not id_titles:
+            raise DataFormatError(
+                f"{path} has no title field ({', '.join(TITLE_FIELDS)}; fields: {', '.join(fields)})",
+                _ID_TITLES_FIX,
+            )
         title_expr = pl.col("item_id")
     else:
         raw = pl.col(title).str.strip_chars()
@@ -184,33 +229,84 @@ def _items(path: Path, movies: bool) -> pl.DataFrame:
     )
 
 
-def read_recbole(path: str | Path, **options) -> SourceData:
-    """Read a RecBole data set (folder or ``.inter`` file) into the canonical tables."""
+def read_recbole(path: str | Path, *, id_titles: bool = False, **options) -> SourceData:
+    """Read a RecBole data set (folder or ``.inter`` file) into the canonical tables.
+
+    `id_titles`: without an ``.item`` title, the item ids are the titles (else refused).
+    """
     if options:
         raise DataFormatError(
             f"the recbole format takes no options (got {', '.join(sorted(options))})",
             "drop --map / --items for recbole; they belong to the table format",
         )
-    name, inter_path, item_path = _locate(Path(path))
-    fields = [n for n, _ in _header(inter_path)]
+    name, inter_paths, item_path = _locate(Path(path))
+    if "" in inter_paths:
+        interactions, notes = _read_inter(inter_paths[""])
+    else:
+        interactions, notes = _read_parts(inter_paths)
+    item_fields = [n for n, _ in _header(item_path)] if item_path else []
+    movies = name.startswith("ml-") or "movie_title" in item_fields
+    if item_path is None and not id_titles:
+        folder = next(iter(inter_paths.values())).parent
+        raise DataFormatError(f"{folder} has no {name}.item file, so the items have no titles", _ID_TITLES_FIX)
+    items = _items(item_path, movies, id_titles) if item_path else items_from_interactions(interactions)
+    notes["item_fields"] = ",".join(item_fields) if item_fields else "(no .item file: titles are the item ids, --id-titles)"
+    return SourceData(interactions, items, name=name, format="recbole",
+                      domain="movies" if movies else "items", notes=notes)
+
+
+def _read_inter(path: Path) -> tuple[pl.DataFrame, dict[str, int | str]]:
+    """One unsplit ``.inter`` file: an event a row."""
+    fields = [n for n, _ in _header(path)]
     missing = [f for f in ("user_id", "item_id") if f not in fields]
     if missing:
-        raise DataFormatError(
-            f"{inter_path} has no {' or '.join(missing)} field (fields: {', '.join(fields)})", _FIX
-        )
-    df = _read(inter_path, tuple(f for f in ("rating", "timestamp") if f in fields))
+        raise DataFormatError(f"{path} has no {' or '.join(missing)} field (fields: {', '.join(fields)})", _FIX)
+    df = _read(path, tuple(f for f in ("rating", "timestamp") if f in fields))
     cols = [pl.col("user_id"), pl.col("item_id")]
     if "timestamp" in fields:
         cols.append(pl.col("timestamp").cast(pl.Float64).cast(pl.Int64).alias("timestamp"))
     if "rating" in fields:
         cols.append(pl.col("rating").cast(pl.Float64).alias("rating"))
-    interactions = df.select(cols)
-    item_fields = [n for n, _ in _header(item_path)] if item_path else []
-    movies = name.startswith("ml-") or "movie_title" in item_fields
-    items = _items(item_path, movies) if item_path else items_from_interactions(interactions)
+    return df.select(cols), {"inter_fields": ",".join(fields)}
+
+
+def _read_parts(paths: dict[str, Path]) -> tuple[pl.DataFrame, dict[str, int | str]]:
+    """RecBole's benchmark files, one data set with its split kept (column ``split``)."""
+    fields = {part: [n for n, _ in _header(p)] for part, p in paths.items()}
+    windows = ["item_id_list" in f for f in fields.values()]
+    if any(windows) != all(windows):
+        raise DataFormatError(
+            f"only some of {', '.join(p.name for p in paths.values())} have an item_id_list field",
+            "the benchmark files of one data set share one layout",
+        )
     notes: dict[str, int | str] = {
-        "inter_fields": ",".join(fields),
-        "item_fields": ",".join(item_fields) if item_fields else "(no .item file: titles are the item ids)",
+        "split_files": ", ".join(p.name for p in paths.values()),
+        "inter_fields": ",".join(fields["test"]),
     }
-    return SourceData(interactions, items, name=name, format="recbole",
-                      domain="movies" if movies else "items", notes=notes)
+    if not windows[0]:  # an event a row; the file says the split
+        frames = []
+        for part, p in paths.items():
+            df, _ = _read_inter(p)
+            frames.append(df.with_columns(pl.lit(part).cast(SPLIT_TYPE).alias("split")))
+            notes[f"rows_{part}"] = df.height
+        inter = pl.concat(frames, how="diagonal_relaxed").with_row_index("order")
+        return inter.with_columns(pl.col("order").cast(pl.Int64)), notes
+    rows: list[Window] = []
+    for part, p in paths.items():
+        if "item_id" not in fields[part] or ("user_id" in fields[part]) != ("user_id" in fields["test"]):
+            raise DataFormatError(
+                f"{p} has fields {', '.join(fields[part])}; {paths['test'].name} has {', '.join(fields['test'])}",
+                "the benchmark files hold item_id_list:token_seq and item_id:token, and user_id:token in all or none",
+            )
+        timed = "timestamp_list" in fields[part] and "timestamp" in fields[part]
+        df = _read(p, ("timestamp",) if timed else ())
+        users = df["user_id"].to_list() if "user_id" in df.columns else [None] * df.height
+        lists = df["item_id_list"].fill_null("").str.split(" ").to_list()
+        times = (df["timestamp_list"].fill_null("").to_list(), df["timestamp"].to_list()) if timed else None
+        for i, (user, items, target) in enumerate(zip(users, lists, df["item_id"].to_list(), strict=True)):
+            rows.append(Window(user, [t for t in items if t], target, part, p, i + 2,
+                               (times[0][i], times[1][i]) if times else None))
+        notes[f"rows_{part}"] = df.height
+    inter, report = chain_windows(rows)
+    notes.update(report)
+    return inter, notes
