@@ -22,20 +22,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
-
 import numpy as np
 
 from .._io import read_json
 from ..errors import GenrecError
 
-AssistKind = Literal["popularity", "sasrec"]
 KINDS = ("popularity", "sasrec")
 WEIGHTS_FILE = "assist.json"
 
 
 class Assistant:
-    """Per-user item distributions over the first `n_known` catalogue items."""
+    """Per-user item distributions from a fitted popularity or SASRec model."""
 
     def __init__(self, kind: str, model):
         self.kind, self.model = kind, model

@@ -156,7 +156,8 @@ class GenRec(Recommender):
                 self.assist_weight = stored_weight(run.path, self.assist)
             if self.decode != "beam":
                 raise GenrecError(f"the assistant is fused in beam decoding, not {self.decode}", "use --decode beam with an assistant")
-            self.assistant = Assistant.for_run(self.assist, run.path, dataset, self.assist_minutes, self.threads)
+            if self.assist_weight > 0:  # at weight 0 the assistant changes nothing: do not compute it
+                self.assistant = Assistant.for_run(self.assist, run.path, dataset, self.assist_minutes, self.threads)
         self.decoder = Decoder(self.model, self.codec, self.trie, mode=self.decode, beams=self.beams,
                                batch_size=self.batch_size, grounding=self.grounding, max_expansions=self.max_expansions,
                                renormalise=self.renormalise, length_normalise=self.length_normalise,
