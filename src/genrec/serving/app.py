@@ -13,8 +13,7 @@ Endpoints::
     GET    /items/{item_id}
     GET    /health, GET /info, GET /openapi.json, GET /docs
 
-Errors are JSON ``{"detail": ..., "fix": ...}``: 400 a body that is not UTF-8 or is
-nested too deeply to parse, 401 missing and 403 wrong token, 404
+Errors are JSON ``{"detail": ..., "fix": ...}``: 401 missing and 403 wrong token, 404
 unknown item id, 409 duplicate id or title on add, 413 body over the limit, 422 invalid
 request (the field is named; unknown history entries come with close titles), 500 when
 a catalogue change cannot be saved (nothing changes then), 503 queue full. Catalogue changes run under the recommender's lock and are persisted
@@ -30,7 +29,6 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Literal
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Request, status
-from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -69,8 +67,7 @@ Decode = Literal["beam", "exact", "free"]
 
 
 class _Strict(BaseModel):
-    # strict: "k": true or "k": "3" is a client bug, never a number to guess at
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid")
 
 
 class RecommendRequest(_Strict):
@@ -284,15 +281,6 @@ def create_app(
         detail = "; ".join(f"{x['field']}: {x['message']}" for x in errors) or "invalid request"
         return JSONResponse({"detail": detail, "fix": "see /docs for the request format", "errors": errors}, status_code=422)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException):
-        if exc.status_code != 400:  # ours (401, 403) already say what to do
-            return await http_exception_handler(request, exc)
-        # FastAPI's "error parsing the body", from a decode error or a recursion limit
-        cause = "is not UTF-8" if isinstance(exc.__cause__, UnicodeError) else "cannot be parsed (nested too deeply?)"
-        return JSONResponse({"detail": f"the request body {cause}", "fix": "send UTF-8 JSON as /docs shows it"},
-                            status_code=400)
-
     @app.exception_handler(UnknownItemError)
     async def unknown(request: Request, exc: UnknownItemError):
         return _error(422, exc, unknown=exc.unknown, suggestions=exc.suggestions)
@@ -325,12 +313,12 @@ def create_app(
         return [{"items": _scored(items), "unknown": r.unknown, "shortfall": getattr(items, "shortfall", None)}
                 for items, r in zip(ranked, resolved, strict=True)]
 
-    @app.post("/recommend", response_model=RecommendResponse, responses=_responses(400, 413, 422, 503))
+    @app.post("/recommend", response_model=RecommendResponse, responses=_responses(413, 422, 503))
     async def recommend(req: RecommendRequest):
         """The top-k items for one history of titles or item ids (oldest first)."""
         return (await _recommend([req.history], req.k, req.decode, req.exclude_seen, req.on_unknown))[0]
 
-    @app.post("/recommend/batch", response_model=BatchResponse, responses=_responses(400, 413, 422, 503))
+    @app.post("/recommend/batch", response_model=BatchResponse, responses=_responses(413, 422, 503))
     async def recommend_batch(req: BatchRequest):
         """The top-k items for each of several histories (one result per history, in order)."""
         return {"results": await _recommend(req.histories, req.k, req.decode, req.exclude_seen, req.on_unknown)}
@@ -351,7 +339,7 @@ def create_app(
     denied = (401, 403) if token is not None else ()
 
     @app.post("/items", status_code=201, response_model=AddResponse, **guard,
-              responses=_responses(400, *denied, 409, 413, 422, 500))
+              responses=_responses(*denied, 409, 413, 422, 500))
     def add_items(items: Annotated[list[NewItem], Body(min_length=1, max_length=MAX_ADD)]):
         """Add items: their titles are recommendable at once, without retraining (persisted next to the run)."""
         added = rec.add_items([{"item_id": i.item_id, "title": i.title} for i in items])
