@@ -54,7 +54,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sasrec-minutes", type=float, default=5.0)
     p.add_argument("--backbone", default="smollm2-135m")
-    p.add_argument("--preset", default="cpu")
+    p.add_argument("--preset", default="cpu-titles", help="preset of the runs quality.py trains itself (titles or random IDs)")
     p.add_argument("--genrec-steps", type=int, default=60)
     p.add_argument("--train-users", type=int, default=None, help="train GenRec on a seeded subset of this many users")
     p.add_argument("--genrec-run", type=Path, default=None, help="evaluate this trained run instead of training one")

@@ -26,7 +26,7 @@ def test_quality_writes_every_method_on_the_same_users_and_results_page(tmp_path
     quality.main(args)
     printed = capsys.readouterr().out
     result = json.loads((out / "quality-ml-latest-small.json").read_text())
-    assert set(result) == {"popularity", "last-item", "genrec-beam", "genrec-id", "settings"}
+    assert set(result) == {"popularity", "last-item", "genrec-beam", "genrec-id", "settings", "paired"}
     for method in ("popularity", "last-item", "genrec-beam", "genrec-id"):
         assert result[method]["n_users"] == 12 and result[method]["method"] == method
     assert result["genrec-beam"]["valid_rate"] == 1.0
@@ -96,7 +96,8 @@ def test_learning_curve_validates_every_variant_on_the_same_users_and_reuses_run
     assert set(result["variants"]) == {"item-token", "lora"} and result["settings"]["eval_users"] == 10
     assert set(result["references"]) == {"popularity", "sasrec"}
     for v in result["variants"].values():
-        assert len(v["points"]) >= 2 and v["tokens_per_second"] > 0
+        # one validation per mark passed (a slow step may pass both marks at once), the last at the end
+        assert 1 <= len(v["points"]) <= 2 and v["points"][-1]["minutes"] >= 0.02 and v["tokens_per_second"] > 0
         assert [p["step"] for p in v["points"]] == sorted(p["step"] for p in v["points"])
         assert all(0 <= p["hr@10"] <= 1 for p in v["points"])
     assert result["variants"]["item-token"]["config"]["item_repr"] == "item-token"
