@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
-from .._io import atomic_dir, check_out, read_json, write_json
+from .._io import atomic_dir, check_out, json_safe, read_json, write_json
 from ..errors import GenrecError
 from .metrics import REPORTED_K, paired_comparison, per_user
 
@@ -37,17 +37,6 @@ def _fmt_p(p: float | None) -> str:
     if p is None:
         return "–"
     return "<0.0001" if p < 1e-4 else f"{p:.4f}"
-
-
-def _json_safe(obj):
-    """NaN is not JSON: write null instead."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_json_safe(v) for v in obj]
-    return obj
 
 
 def _rankings_frame(result: EvalResult) -> pl.DataFrame:
@@ -166,7 +155,7 @@ def write_eval(result: EvalResult, out_dir: str | Path, overwrite: bool = True,
     `out_dir` must pass ``_io.check_out`` (`inputs`: the dataset and model folders read);
     an earlier evaluation there is replaced only with `overwrite`.
     """
-    summary = _json_safe(result.summary())
+    summary = json_safe(result.summary())
     with atomic_dir(out_dir, overwrite, kind="evaluation", inputs=inputs) as tmp:
         write_json(tmp / "metrics.json", summary)
         _rankings_frame(result).write_parquet(tmp / "rankings.parquet")
@@ -272,7 +261,7 @@ def compare(eval_dirs: list[str | Path], out: str | Path, n_resamples: int = 100
     lines += ["", f"A bootstrap p-value cannot fall below 1/(resamples + 1) = {1 / (n_resamples + 1):.4f}."]
     lines += ["", "![HR@K and NDCG@K](plot.png)", ""]
     with atomic_dir(out, overwrite, kind="comparison", inputs=dirs) as tmp:
-        write_json(tmp / "comparison.json", _json_safe(result))
+        write_json(tmp / "comparison.json", result)  # write_json writes non-finite numbers as null
         (tmp / "comparison.md").write_text("\n".join(lines), encoding="utf-8")
         _plot(
             [(lab, m["k"], m["hr@k"], m["ndcg@k"]) for lab, (m, _) in zip(labels, loaded, strict=True)],
