@@ -92,6 +92,11 @@ def test_concurrent_requests_get_their_own_answers(client):
         ({"k": -3}, "k"),
         ({"k": 101}, "k"),
         ({"k": "ten"}, "k"),
+        # strict bodies (issue 12, item 9): these used to be read as 1, 3, 3 and False
+        ({"k": True}, "k"),
+        ({"k": "3"}, "k"),
+        ({"k": 3.0}, "k"),
+        ({"exclude_seen": "no"}, "exclude_seen"),
         ({"decode": "greedy"}, "decode"),
         ({"on_unknown": "ignore"}, "on_unknown"),
         ({"kk": 3}, "kk"),
@@ -136,10 +141,48 @@ def test_unknown_titles(client):
     assert r.status_code == 422 and r.json()["unknown"] == ["Nope"]
 
 
-def test_malformed_json(client):
-    r = client.post("/recommend", content=b'{"history": ["Heat (1995)"', headers={"Content-Type": "application/json"})
-    assert r.status_code == 422
-    assert fields(r) == ["body"] and "invalid JSON" in r.json()["detail"]
+JSON = {"Content-Type": "application/json"}
+PLAIN = {"history": [HEAT], "k": 3}
+
+
+@pytest.mark.parametrize(
+    ("body", "needle", "kind"),
+    [
+        (b"\xff\xfe", "not UTF-8", "body_not_utf8"),
+        (b'{"history": ["Am\xe9lie (2001)"], "k": 3}', "not UTF-8", "body_not_utf8"),  # Latin-1
+        (json.dumps(PLAIN).encode("utf-16"), "not UTF-8", "body_not_utf8"),  # json.loads would take it
+        (b'{"history": [', "not valid JSON", "json_invalid"),  # truncated
+        (b'{"history": ["Heat (1995)"', "not valid JSON", "json_invalid"),
+        (b"[" * 30_000 + b"]" * 30_000, "nested too deeply", "body_too_deep"),  # 60 KB, under the 64 KB limit
+    ],
+    ids=["bom-only", "latin1", "utf16", "truncated", "unclosed", "deep"],
+)
+@pytest.mark.parametrize("path", ["/recommend", "/recommend/batch", "/items"])
+def test_unparseable_bodies_get_400_with_a_fix(client, path, body, needle, kind):
+    # issue 12, item 9: these were FastAPI's bare 400 "There was an error parsing the body"
+    # (no fix, not in the schema), or a 422 as if a field were wrong
+    r = client.post(path, content=body, headers={**JSON, **AUTH})
+    assert r.status_code == 400, r.text
+    got = r.json()
+    assert needle in got["detail"] and got["fix"]
+    assert got["errors"] == [{"field": "body", "message": got["detail"], "type": kind}]
+    assert recommend(client).status_code == 200  # and the server is fine
+
+
+def test_400_is_in_the_schema(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/recommend", "/recommend/batch", "/items"):
+        response = paths[path]["post"]["responses"]["400"]
+        assert response["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
+        assert "UTF-8" in response["description"]
+
+
+def test_other_http_errors_keep_their_shape(client):
+    # the handler that words body-parsing 400s must leave routing's 404/405 and the token's 401 alone
+    assert client.get("/nowhere").status_code == 404 and client.get("/nowhere").json() == {"detail": "Not Found"}
+    assert client.get("/recommend").status_code == 405
+    r = client.post("/items", json=[{"item_id": "x1", "title": "X (2001)"}])
+    assert r.status_code == 401 and r.headers["WWW-Authenticate"] == "Bearer"
 
 
 def test_oversized_bodies_are_refused(client):

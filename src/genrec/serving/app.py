@@ -13,11 +13,14 @@ Endpoints::
     GET    /items/{item_id}
     GET    /health, GET /info, GET /openapi.json, GET /docs
 
-Errors are JSON ``{"detail": ..., "fix": ...}``: 401 missing and 403 wrong token, 404
-unknown item id, 409 duplicate id or title on add, 413 body over the limit, 422 invalid
-request (the field is named; unknown history entries come with close titles), 500 when
-a catalogue change cannot be saved (nothing changes then), 503 queue full. Catalogue changes run under the recommender's lock and are persisted
-before they take effect, so a concurrent request never sees half a change.
+Errors are JSON ``{"detail": ..., "fix": ...}``: 400 a body that is not UTF-8, not JSON,
+or nested too deeply to parse, 401 missing and 403 wrong token, 404 unknown item id,
+409 duplicate id or title on add, 413 body over the limit, 422 invalid request (the
+field is named; bodies are strict, so ``"k": "3"`` or ``true`` is no number; unknown
+history entries come with close titles), 500 when a catalogue change cannot be saved
+(nothing changes then), 503 queue full. Catalogue changes run under the recommender's
+lock and are persisted before they take effect, so a concurrent request never sees
+half a change.
 """
 
 from __future__ import annotations
@@ -29,11 +32,13 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Literal
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Request, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..api import MAX_ID_LENGTH, MAX_TITLE_LENGTH, DuplicateItemError, RecommendedItem, Recommender
@@ -67,7 +72,8 @@ Decode = Literal["beam", "exact", "free"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: "k": true or "k": "3" is a client's bug, never a number to guess at
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class RecommendRequest(_Strict):
@@ -166,8 +172,27 @@ class ErrorBody(BaseModel):
     suggestions: dict[str, list[str]] | None = None
 
 
+_MEANING = {
+    400: "the body is not UTF-8, not JSON, or nested too deeply to parse",
+    401: "no API token",
+    403: "the API token is wrong",
+    404: "no such item",
+    409: "the item id or title is already in the catalogue",
+    413: "the body is over the size limit",
+    422: "a field is invalid (named in `errors`), or a history entry is unknown",
+    500: "the catalogue change could not be saved; nothing changed",
+    503: "the queue is full; retry after `Retry-After` seconds",
+}
+
+
 def _responses(*codes: int) -> dict:
-    return {c: {"model": ErrorBody} for c in codes}
+    return {c: {"model": ErrorBody, "description": _MEANING[c]} for c in codes}
+
+
+def _bad_body(problem: str, kind: str, fix: str) -> JSONResponse:
+    """400 in the shape of every other error; `errors` names the body as a 422 names a field."""
+    return JSONResponse({"detail": problem, "fix": fix, "errors": [{"field": "body", "message": problem, "type": kind}]},
+                        status_code=400)
 
 
 def _error(code: int, e: GenrecError, **extra) -> JSONResponse:
@@ -180,7 +205,13 @@ def _scored(items: list[RecommendedItem]) -> list[dict]:
 
 
 class BodyLimit:
-    """Refuse request bodies over ``max_bytes`` with 413, whether or not Content-Length is sent."""
+    """Refuse request bodies over ``max_bytes`` with 413, whether or not Content-Length is
+    sent, and bodies that are not UTF-8 with 400.
+
+    UTF-8 is checked here, on the raw bytes, because FastAPI's parser (``json.loads`` on
+    bytes) also takes UTF-16 and UTF-32, and answers other bytes with a bare 400 that no
+    handler of ours can tell apart; RFC 8259 allows UTF-8 only.
+    """
 
     def __init__(self, app, max_bytes: int):
         self.app, self.max_bytes = app, max_bytes
@@ -202,6 +233,17 @@ class BodyLimit:
                 return await self._refuse(scope, send, f"more than {size}")
             if not message.get("more_body", False):
                 break
+
+        body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as e:
+            response = _bad_body(
+                f"the request body is not UTF-8 (byte 0x{body[e.start]:02x} at offset {e.start})",
+                "body_not_utf8",
+                "send the JSON encoded as UTF-8 (RFC 8259), e.g. json.dumps(body).encode('utf-8'); see /docs",
+            )
+            return await response(scope, _no_receive, send)
 
         async def replay():
             return messages.pop(0) if messages else await receive()
@@ -271,15 +313,29 @@ def create_app(
     async def invalid(request: Request, exc: RequestValidationError):
         errors = []
         for e in exc.errors():
-            if e.get("type") == "json_invalid":  # loc is ("body", character offset)
+            if e.get("type") == "json_invalid":  # FastAPI's json.JSONDecodeError; loc is ("body", character offset)
                 where = e.get("loc", ("body", "?"))[-1]
                 reason = (e.get("ctx") or {}).get("error", "")
-                errors.append({"field": "body", "message": f"invalid JSON at character {where}: {reason}", "type": "json_invalid"})
-                continue
+                return _bad_body(f"the request body is not valid JSON: {reason} at character {where}", "json_invalid",
+                                 "send one complete JSON value as /docs shows it (was the body cut short?)")
             loc = [str(p) for p in e.get("loc", ()) if p != "body"]
             errors.append({"field": ".".join(loc) or "body", "message": e.get("msg", ""), "type": e.get("type", "")})
         detail = "; ".join(f"{x['field']}: {x['message']}" for x in errors) or "invalid request"
         return JSONResponse({"detail": detail, "fix": "see /docs for the request format", "errors": errors}, status_code=422)
+
+    # FastAPI raises Starlette's HTTPException (not its own subclass, which a handler for
+    # fastapi.HTTPException would need) when parsing a body fails for another reason than
+    # a JSONDecodeError; with UTF-8 checked by BodyLimit that is json.loads' RecursionError
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        if exc.status_code != 400 or exc.__cause__ is None:  # 401/403 (ours), 404/405 (routing): as FastAPI words them
+            return await http_exception_handler(request, exc)
+        if isinstance(exc.__cause__, RecursionError):
+            return _bad_body("the request body is nested too deeply to parse (arrays or objects inside each other, "
+                             "beyond Python's recursion limit)", "body_too_deep",
+                             "send the flat request format /docs shows: a history is a list of strings")
+        return _bad_body(f"the request body cannot be parsed: {type(exc.__cause__).__name__}: {exc.__cause__}",
+                         "body_invalid", "send one JSON value encoded as UTF-8, as /docs shows it")
 
     @app.exception_handler(UnknownItemError)
     async def unknown(request: Request, exc: UnknownItemError):
@@ -313,12 +369,12 @@ def create_app(
         return [{"items": _scored(items), "unknown": r.unknown, "shortfall": getattr(items, "shortfall", None)}
                 for items, r in zip(ranked, resolved, strict=True)]
 
-    @app.post("/recommend", response_model=RecommendResponse, responses=_responses(413, 422, 503))
+    @app.post("/recommend", response_model=RecommendResponse, responses=_responses(400, 413, 422, 503))
     async def recommend(req: RecommendRequest):
         """The top-k items for one history of titles or item ids (oldest first)."""
         return (await _recommend([req.history], req.k, req.decode, req.exclude_seen, req.on_unknown))[0]
 
-    @app.post("/recommend/batch", response_model=BatchResponse, responses=_responses(413, 422, 503))
+    @app.post("/recommend/batch", response_model=BatchResponse, responses=_responses(400, 413, 422, 503))
     async def recommend_batch(req: BatchRequest):
         """The top-k items for each of several histories (one result per history, in order)."""
         return {"results": await _recommend(req.histories, req.k, req.decode, req.exclude_seen, req.on_unknown)}
@@ -339,7 +395,7 @@ def create_app(
     denied = (401, 403) if token is not None else ()
 
     @app.post("/items", status_code=201, response_model=AddResponse, **guard,
-              responses=_responses(*denied, 409, 413, 422, 500))
+              responses=_responses(400, *denied, 409, 413, 422, 500))
     def add_items(items: Annotated[list[NewItem], Body(min_length=1, max_length=MAX_ADD)]):
         """Add items: their titles are recommendable at once, without retraining (persisted next to the run)."""
         added = rec.add_items([{"item_id": i.item_id, "title": i.title} for i in items])
