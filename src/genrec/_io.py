@@ -3,6 +3,13 @@
 Everything genrec writes goes to a temporary sibling first and is renamed into place,
 so a reader sees either the old complete output or the new complete one.
 
+Temporary siblings are created with mode 0o777 (folders) or 0o666 (files) less the
+umask, as ``mkdir`` and ``open`` create them (``tempfile``'s 0o700 / 0o600 would keep
+teammates on a shared disk out), and are named ``.NAME.tmp-PID-HOST-RANDOM``; a replaced
+output waits as ``.NAME.old-PID-HOST`` until the new one is in place. Those a killed
+process left behind are removed after the next successful write to ``NAME`` from the
+same host (:func:`remove_leftovers`).
+
 :func:`check_out` is the one rule for where a command may write a folder: never over a
 file, an input of the same command, the current folder or one above it, or a folder
 holding anything but an earlier output of the same kind (and that only when asked).
@@ -14,8 +21,11 @@ import contextlib
 import json
 import math
 import os
+import re
+import secrets
 import shutil
-import tempfile
+import socket
+import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +42,73 @@ KINDS: dict[str, tuple[tuple[str, ...], str]] = {
     # a saved model's file is named after its method
     "model": (("popularity.json", "last_item.json", "model.safetensors"), "a saved model (genrec evaluate --save-model)"),
 }
+
+
+#: this machine in leftover names: a PID says nothing about another host on a shared disk
+HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
+
+
+def temp_sibling(path: Path, folder: bool) -> tuple[Path, int | None]:
+    """Create ``.NAME.tmp-PID-HOST-RANDOM`` beside `path`: a folder, or a file opened for
+    writing (its descriptor returned). The umask applies, as for any mkdir or open."""
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{HOST}-{secrets.token_hex(4)}"
+        try:
+            if folder:
+                os.mkdir(tmp, 0o777)
+                return tmp, None
+            return tmp, os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {path}")
+
+
+def _leftover_pattern(path: Path) -> re.Pattern:
+    name = re.escape(path.name)
+    return re.compile(rf"\.{name}\.(?:tmp-(\d+)-([A-Za-z0-9]+)-[0-9a-f]{{8}}|old-(\d+)-([A-Za-z0-9]+))")
+
+
+def _dead(pid: int) -> bool:
+    """True only when no process `pid` runs here (one of another user's counts as alive)."""
+    if pid <= 0 or os.name != "posix":  # kill(0, 0) would mean our own group; on Windows kill terminates
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (OSError, OverflowError):
+        return False
+    return False
+
+
+def remove_leftovers(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporary and replaced siblings of `path` whose writer was killed.
+
+    Only names this module gives `path` (``.NAME.tmp-PID-HOST-RANDOM``,
+    ``.NAME.old-PID-HOST``) are touched, only with this host's name, and only when PID is
+    no running process; anything else beside `path` stays. Returns what was removed.
+    """
+    path = Path(path)
+    pattern = _leftover_pattern(path)
+    removed = []
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        m = pattern.fullmatch(entry.name)
+        if m is None:
+            continue
+        pid, host = (m[1], m[2]) if m[1] is not None else (m[3], m[4])
+        if host != HOST or not _dead(int(pid)):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+        removed.append(Path(entry.path))
+    return removed
 
 
 def kind_of(path: str | os.PathLike) -> str | None:
@@ -135,7 +212,7 @@ def atomic_dir(
     elif path.exists() and not overwrite:
         raise GenrecError(f"{path} already exists", "pass --overwrite or choose another --out")
     _check_parent(path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    tmp, _ = temp_sibling(path, folder=True)
     try:
         yield tmp
         if kind is not None:
@@ -156,14 +233,19 @@ def _publish_unless_there(new: Path, path: Path) -> None:
         shutil.rmtree(new, ignore_errors=True)
         if not (path.is_dir() and any(path.iterdir())):
             raise
+    remove_leftovers(path)
 
 
 def replace_dir(new: Path, path: Path) -> None:
-    """Rename the complete folder `new` to `path`; an old `path` is deleted only afterwards."""
+    """Rename the complete folder `new` to `path`; an old `path` is deleted only afterwards.
+
+    Then the leftovers of earlier, killed writers of `path` go too: only now, since until
+    `path` is complete again they may hold the only copy of it.
+    """
     tmp = new
     old = None
     if path.exists():
-        old = path.parent / f".{path.name}.old-{os.getpid()}"
+        old = path.parent / f".{path.name}.old-{os.getpid()}-{HOST}"
         os.replace(path, old)
     try:
         os.replace(tmp, path)
@@ -174,16 +256,22 @@ def replace_dir(new: Path, path: Path) -> None:
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+    remove_leftovers(path)
 
 
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike, mode: str = "w") -> Iterator[Any]:
-    """Open a temporary sibling of `path` for writing; rename it over `path` on success."""
+    """Open a temporary sibling of `path` for writing; rename it over `path` on success.
+
+    A new file gets 0o666 less the umask; a replaced one keeps its mode, as with ``open``.
+    """
     path = Path(path)
     _check_parent(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    tmp, fd = temp_sibling(path, folder=False)
     try:
         with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as f:
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(f.fileno(), stat.S_IMODE(os.stat(path).st_mode))
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -192,6 +280,7 @@ def atomic_file(path: str | os.PathLike, mode: str = "w") -> Iterator[Any]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    remove_leftovers(path)
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

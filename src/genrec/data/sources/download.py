@@ -17,12 +17,12 @@ import contextlib
 import hashlib
 import os
 import re
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from ..._io import remove_leftovers, temp_sibling
 from ...errors import GenrecError
 
 BASE_URL = "https://files.grouplens.org/datasets/movielens"
@@ -90,8 +90,8 @@ def download_movielens(
     url = f"{base_url.rstrip('/')}/{name}.zip"
     expected_md5 = None if sha256 else _expected_md5(f"{url}.md5", timeout)
     md5, sha = hashlib.md5(), hashlib.sha256()
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.zip.part-", dir=dest)
-    tmp = Path(tmp_name)
+    # readable as the umask allows (a shared cache), named so a killed download's part is found
+    tmp, fd = temp_sibling(target, folder=False)
     try:
         with os.fdopen(fd, "wb") as out, _open(url, timeout) as r:
             total = r.headers.get("Content-Length")
@@ -119,6 +119,7 @@ def download_movielens(
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+    remove_leftovers(target)  # parts of downloads that were killed
     return target
 
 
