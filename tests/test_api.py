@@ -218,7 +218,7 @@ def test_free_decoding_learns_of_added_titles(tiny_run):
     rec.add_items([NEW])
     rec.recommend([HEAT], k=3)
     assert rec.model.codec.names[-1] == NEW["title"]
-    assert rec._decoder("free").free._index[NEW["title"]] == 30  # rebuilt, not the stale index
+    assert rec.model.decoder_for(rec.decoding).free._index[NEW["title"]] == 30  # rebuilt, not the stale index
     # a trie mode requested later is built with the current catalogue
     assert "new1" in ids_of(rec.recommend([HEAT], k=31, decode="exact", exclude_seen=False))
 
@@ -284,3 +284,44 @@ def test_changes_made_on_another_dataset_are_refused(run_copy):
         Recommender.load(run_copy)
     assert "persist=False" in e.value.fix
     assert len(Recommender.load(run_copy, persist=False)) == 30
+
+
+# ---------------------------------------------------------------------- decoding settings
+
+
+def test_one_decoding_config_per_call_and_one_decoder_per_config(tiny_run):
+    from genrec import Recommender
+    from genrec.decoding import DecodingConfig
+
+    rec = Recommender.load(tiny_run, persist=False)
+    model = rec.model
+    assert rec.decoding == DecodingConfig(batch_size=16) and rec.info()["decoding"]["mode"] == "beam"
+    exact = DecodingConfig(mode="exact", batch_size=16)
+    # a call with another config gives what a recommender loaded with it gives
+    other = Recommender.load(tiny_run, persist=False, decoding=exact)
+    assert ids_of(rec.recommend([HEAT, FARGO], k=5, decoding=exact)) == ids_of(other.recommend([HEAT, FARGO], k=5))
+    assert ids_of(rec.recommend([HEAT, FARGO], k=5, decode="exact")) == ids_of(other.recommend([HEAT, FARGO], k=5))
+    # decoders are kept per config, and the loaded default is untouched by a call
+    assert model.decoder_for(exact) is model.decoder_for(DecodingConfig.of(exact))
+    assert model.decoder_for(exact) is not model.decoder_for(rec.decoding)
+    assert rec.decoding.mode == "beam" and model.decoder.config == rec.decoding
+    with pytest.raises(GenrecError, match="beam width"):
+        rec.recommend([HEAT], k=5, decoding=DecodingConfig(beams=3))
+
+
+def test_an_assisted_default_switches_cleanly_to_exact(tiny_run):
+    from genrec import Recommender
+    from genrec.recommenders.popularity import Popularity
+
+    rec = Recommender.load(tiny_run, persist=False, assist="popularity", assist_weight=1.0, beams=40)
+    assert rec.info()["decoding"]["assist"] == "popularity" and rec.decoding.fused_weight == 1.0
+    # at weight 1 (and a beam wider than the 30-item catalogue) the list is the
+    # assistant's: the most popular items outside the history (ties may order either way)
+    counts = Popularity().fit(rec.dataset).counts
+    got = [counts[index(rec, i)] for i in ids_of(rec.recommend([HEAT], k=5))]
+    assert got == sorted(np.delete(counts, index(rec, HEAT)).tolist(), reverse=True)[:5]
+    # exact decoding has no assistant: the request's mode drops it instead of failing
+    plain = Recommender.load(tiny_run, persist=False, decode="exact", beams=40)
+    assert ids_of(rec.recommend([HEAT], k=5, decode="exact")) == ids_of(plain.recommend([HEAT], k=5))
+    with pytest.raises(GenrecError, match="no assistant is"):
+        Recommender.load(tiny_run, persist=False, assist_weight=0.5)

@@ -39,12 +39,15 @@ from typing import Literal
 from .data.catalogue import clean_title
 from .data.dataset import Dataset
 from .data.live_catalogue import CHANGES_FILE, CatalogueChanges, ChangeStore, LiveCatalogue, fingerprint
+from .decoding.config import MODES, DecodingConfig, check_mode
+from .decoding.config import Mode as DecodeMode
 from .errors import GenrecError, UnknownItemError
 from .ranking import INVALID
 
-DecodeMode = Literal["beam", "exact", "free"]
+__all__ = ["MODES", "CatalogueItem", "DecodeMode", "DecodingConfig", "DuplicateItemError", "RecommendedItem",
+           "Recommendations", "Recommender", "Resolved"]
+
 OnUnknown = Literal["error", "skip"]
-MODES = ("beam", "exact", "free")
 #: longest item id accepted by add_items
 MAX_ID_LENGTH = 256
 #: longest title accepted by add_items (characters, after cleaning)
@@ -100,10 +103,8 @@ class Recommender:
         self.run_dir = run_dir
         self._store = store
         self._changes = changes
-        self.default_decode: DecodeMode = model.decode
         self.catalogue = LiveCatalogue(model.item_ids, model.titles)
         self._dataset_ids = dict(self.catalogue.index_of_id)
-        self._decoders = {model.decode: model.decoder}
         self._model_lock = threading.RLock()
         self._map_lock = threading.Lock()
 
@@ -114,34 +115,37 @@ class Recommender:
         cls,
         run_dir: str | Path,
         dataset: Dataset | str | Path | None = None,
-        decode: DecodeMode = "beam",
-        beams: int = 10,
-        batch_size: int = 16,
+        decode: DecodeMode | None = None,
+        beams: int | None = None,
+        batch_size: int | None = None,
         threads: int | None = None,
         device: str | None = None,
         persist: bool = True,
         changes_path: str | Path | None = None,
-        **options,
+        decoding: DecodingConfig | None = None,
+        **settings,
     ) -> Recommender:
         """Load a run folder from `genrec train` with its catalogue changes.
 
         ``dataset``: the prepared dataset (default: the one the run was trained on).
-        ``decode``: the default decoding (beam, exact or free); ``beams``: beam width
-        (k may not exceed it in beam and free modes); ``batch_size``: users per forward
-        pass. ``persist``: read and write catalogue changes in ``changes_path``
-        (default ``RUN_DIR/catalogue_changes.json``); False keeps changes in memory only.
-        Other options go to :class:`genrec.recommenders.genrec.GenRec` (``grounding``,
-        ``max_expansions``, ``length_normalise``, ...).
+        ``decoding``: the default :class:`~genrec.decoding.DecodingConfig` (default: beam
+        search, 10 beams, 16 users a batch); ``decode`` (the mode), ``beams``,
+        ``batch_size`` and further keyword ``settings`` (``grounding``, ``max_expansions``,
+        ``assist``, ``assist_weight``, ...) change fields of it. k may not exceed the beam
+        width in beam and free modes. ``persist``: read and write catalogue changes in
+        ``changes_path`` (default ``RUN_DIR/catalogue_changes.json``); False keeps changes
+        in memory only.
         """
         from .recommenders.genrec import GenRec
 
-        if decode not in MODES:
-            raise GenrecError(f"unknown decoding mode {decode!r}", f"use one of: {', '.join(MODES)}")
+        if decode is not None:
+            check_mode(decode)
+        decoding = DecodingConfig.of(decoding or DecodingConfig(batch_size=16), mode=decode, beams=beams,
+                                     batch_size=batch_size, **settings)
         if isinstance(dataset, str | Path):
             dataset = Dataset(dataset)
         run_dir = Path(run_dir)
-        model = GenRec.load(run_dir, dataset=dataset, decode=decode, beams=beams, batch_size=batch_size,
-                            threads=threads, device=device, **options)
+        model = GenRec.load(run_dir, dataset=dataset, decoding=decoding, threads=threads, device=device)
         store = None
         changes = CatalogueChanges()
         if persist:
@@ -177,8 +181,17 @@ class Recommender:
         return self._rec.dataset
 
     @property
+    def decoding(self) -> DecodingConfig:
+        """The default decoding settings (a request may pass others)."""
+        return self._rec.decoding
+
+    @property
+    def default_decode(self) -> DecodeMode:
+        return self._rec.decoding.mode
+
+    @property
     def beams(self) -> int:
-        return self._rec.beams
+        return self._rec.decoding.beams
 
     def __len__(self) -> int:
         """Items that may be recommended now."""
@@ -204,6 +217,7 @@ class Recommender:
             "changes_file": str(self._store.path) if self._store else None,
             "decode": self.default_decode,
             "beams": self.beams,
+            "decoding": self.decoding.describe(),
             "max_history": self._rec.max_history,
             "genrec_version": __version__,
         }
@@ -219,41 +233,47 @@ class Recommender:
     # ------------------------------------------------------------------ recommending
 
     def recommend(self, history: Sequence[str | int], k: int = 10, decode: DecodeMode | None = None,
-                  exclude_seen: bool = True, on_unknown: OnUnknown = "error") -> Recommendations:
+                  exclude_seen: bool = True, on_unknown: OnUnknown = "error",
+                  decoding: DecodingConfig | None = None) -> Recommendations:
         """The top-`k` items for one history (titles or item ids, oldest first).
 
-        Fewer than `k` items come back when the decoder finds fewer (exact decoding's
-        search budget ran out, free decoding wrote text that is no title, exclusion left
-        fewer); the result's ``shortfall`` then says which. Errors: empty
-        history, unknown entries (see the module doc), k outside 1..catalogue size or
-        above the beam width (beam and free decoding).
+        ``decode`` switches the mode for this call (beam, exact, free; the assistant is
+        fused in beam decoding only); ``decoding`` replaces the loaded
+        :class:`~genrec.decoding.DecodingConfig` for this call. Fewer than `k` items come
+        back when the decoder finds fewer (exact decoding's search budget ran out, free
+        decoding wrote text that is no title, exclusion left fewer); the result's
+        ``shortfall`` then says which. Errors: empty history, unknown entries (see the
+        module doc), k outside 1..catalogue size or above the beam width (beam and free
+        decoding).
         """
-        return self.recommend_many([history], k, decode, exclude_seen, on_unknown)[0]
+        return self.recommend_many([history], k, decode, exclude_seen, on_unknown, decoding)[0]
 
     def recommend_many(self, histories: Sequence[Sequence[str | int]], k: int = 10, decode: DecodeMode | None = None,
-                       exclude_seen: bool = True, on_unknown: OnUnknown = "error") -> list[Recommendations]:
+                       exclude_seen: bool = True, on_unknown: OnUnknown = "error",
+                       decoding: DecodingConfig | None = None) -> list[Recommendations]:
         """:meth:`recommend` for many histories in one decoding call (faster than one by one)."""
-        mode = self.check_request(k, decode)
+        decoding = self.check_request(k, decode, decoding)
         resolved = self.resolve_many(histories, on_unknown)
-        ranked = self.rank([r.indices for r in resolved], k, mode, exclude_seen)
+        ranked = self.rank([r.indices for r in resolved], k, decoding, exclude_seen)
         return [Recommendations(items, r.unknown) for items, r in zip(ranked, resolved, strict=True)]
 
-    def check_request(self, k: int, decode: DecodeMode | None = None) -> DecodeMode:
-        """Validate k and the decoding mode; returns the mode to use."""
-        mode = decode or self.default_decode
-        if mode not in MODES:
-            raise GenrecError(f"unknown decoding mode {mode!r}", f"use one of: {', '.join(MODES)}")
+    def check_request(self, k: int, decode: DecodeMode | None = None, decoding: DecodingConfig | None = None) -> DecodingConfig:
+        """Validate k against the decoding settings of a request (the loaded ones, another
+        ``decoding``, and/or another ``decode`` mode); returns the settings to use."""
+        decoding = decoding or self.decoding
+        if decode is not None and decode != decoding.mode:
+            decoding = decoding.with_mode(decode)
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise GenrecError(f"k must be a positive integer, got {k!r}", "ask for 1 or more items, e.g. k=10")
         n = len(self)
         if k > n:
             raise GenrecError(f"k={k} is larger than the catalogue ({n} items)", f"ask for at most {n} items")
-        if mode in ("beam", "free") and k > self.beams:
+        if decoding.mode in ("beam", "free") and k > decoding.beams:
             raise GenrecError(
-                f"k={k} is larger than the beam width ({self.beams}) of {mode} decoding",
-                f"ask for at most {self.beams} items, load with beams >= {k}, or use decode='exact'",
+                f"k={k} is larger than the beam width ({decoding.beams}) of {decoding.mode} decoding",
+                f"ask for at most {decoding.beams} items, load with beams >= {k}, or use decode='exact'",
             )
-        return mode
+        return decoding
 
     def resolve(self, history: Sequence[str | int], on_unknown: OnUnknown = "error") -> Resolved:
         return self.resolve_many([history], on_unknown)[0]
@@ -288,23 +308,20 @@ class Recommender:
             raise UnknownItemError(unknown, {u: self.catalogue.suggest(u) for u in unknown})
         return out
 
-    def rank(self, histories: Sequence[Sequence[int]], k: int, decode: DecodeMode | None = None,
+    def rank(self, histories: Sequence[Sequence[int]], k: int, decoding: DecodingConfig | DecodeMode | None = None,
              exclude_seen: bool = True) -> list[Recommendations]:
-        """Top-k for histories already given as catalogue indices (see :meth:`resolve`);
-        a list shorter than k carries the reason in ``shortfall``."""
-        mode = decode or self.default_decode
+        """Top-k for histories already given as catalogue indices (see :meth:`resolve`),
+        with `decoding` (a config, a mode, or the loaded one); a list shorter than k
+        carries the reason in ``shortfall``."""
+        if decoding is None or isinstance(decoding, str):
+            decoding = self.check_request(k, decoding)
         rec = self._rec
+        mode = decoding.mode
         with self._model_lock:
-            decoder = self._decoder(mode)
             # GenRec.recommend holds the one path from history to ranked items (prompt,
-            # exclusion, removed-item filtering); it decodes with its current decoder
-            saved = rec.decoder, rec.decode
-            rec.decoder, rec.decode = decoder, mode
-            try:
-                ranked = rec.recommend([list(h) for h in histories], k=k, exclude_seen=exclude_seen)
-            finally:
-                rec.decoder, rec.decode = saved
-            exhausted = list(decoder.last_stats.get("exhausted") or []) if mode == "exact" else []
+            # exclusion, removed-item filtering, one decoder per config)
+            ranked = rec.recommend([list(h) for h in histories], k=k, exclude_seen=exclude_seen, decoding=decoding)
+            exhausted = list(rec.last_stats.get("exhausted") or []) if mode == "exact" else []
         cat = self.catalogue
         out = []
         for u, (row_items, row_scores) in enumerate(zip(ranked.items, ranked.scores, strict=True)):
@@ -323,30 +340,10 @@ class Recommender:
             if len(row) < k:
                 row.shortfall = _shortfall(
                     mode, k, len(row), invalid=int((row_items == INVALID).sum()), removed=removed + repeated,
-                    exhausted=u < len(exhausted) and exhausted[u], max_expansions=rec.max_expansions,
+                    exhausted=u < len(exhausted) and exhausted[u], max_expansions=decoding.max_expansions,
                 )
             out.append(row)
         return out
-
-    def _decoder(self, mode: DecodeMode):
-        """The decoder for `mode`, built on first use over the shared model, codec and trie."""
-        from .decoding import Decoder, Trie
-
-        if mode in self._decoders:
-            return self._decoders[mode]
-        rec = self._rec
-        if mode != "free" and rec.trie is None:
-            # loaded for free decoding: build the trie now; GenRec.add_items/remove_items keep it current
-            trie = Trie.build(rec.codec)
-            if self.catalogue.removed:
-                trie.remove(sorted(self.catalogue.removed))
-            rec.trie = trie
-        self._decoders[mode] = Decoder(
-            rec.model, rec.codec, rec.trie, mode=mode, beams=rec.beams, batch_size=rec.batch_size,
-            grounding=rec.grounding, max_expansions=rec.max_expansions, renormalise=rec.renormalise,
-            length_normalise=rec.length_normalise,
-        )
-        return self._decoders[mode]
 
     # ------------------------------------------------------------------ catalogue updates
 
@@ -464,7 +461,6 @@ class Recommender:
             raise
         with self._map_lock:
             self.catalogue.add(ids, titles, indices)
-        self._catalogue_changed()
 
     def _apply_remove(self, indices: list[int]) -> None:
         if not indices:
@@ -472,12 +468,6 @@ class Recommender:
         self._rec.remove_items(indices)
         with self._map_lock:
             self.catalogue.remove(indices)
-        self._catalogue_changed()
-
-    def _catalogue_changed(self) -> None:
-        # free decoding indexes titles (exact match, BM25, embeddings) when it is built:
-        # build it again on next use
-        self._decoders.pop("free", None)
 
     def _unknown_ids(self, ids: list[str]) -> UnknownItemError:
         import difflib

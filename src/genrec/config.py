@@ -34,7 +34,12 @@ class Config(BaseModel):
         try:
             return cls.model_validate(merged)
         except ValidationError as e:
-            raise ConfigError(_format_errors(e), f"see `genrec {cls.__name__.removesuffix('Config').lower()} --help` for the fields and allowed values") from None
+            raise ConfigError(_format_errors(e), cls.help_hint()) from None
+
+    @classmethod
+    def help_hint(cls) -> str:
+        """Where a user finds the fields (the fix text of a ConfigError)."""
+        return f"see `genrec {cls.__name__.removesuffix('Config').lower()} --help` for the fields and allowed values"
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)

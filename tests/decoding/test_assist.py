@@ -81,6 +81,8 @@ def test_bad_assistant_input_is_refused(tiny, codec, trie, prompts):
     with pytest.raises(GenrecError, match="outside"):
         beam_search(tiny.model, trie, ps, k=5, beams=5, assist=assistant(len(ps), len(codec)), assist_weight=1.5)
     with pytest.raises(GenrecError, match="beam decoding only"):
-        Decoder(tiny.model, codec, trie, mode="exact", assist_weight=0.5)
-    with pytest.raises(GenrecError, match="needs the assistant"):
-        Decoder(tiny.model, codec, trie, assist_weight=0.5).topk(ps, 5, histories)
+        Decoder(tiny.model, codec, trie, mode="exact", assist="popularity", assist_weight=0.5)
+    with pytest.raises(GenrecError, match="no assistant is"):
+        Decoder(tiny.model, codec, trie, assist_weight=0.5)
+    with pytest.raises(GenrecError, match="no item distributions"):
+        Decoder(tiny.model, codec, trie, assist="popularity", assist_weight=0.5).topk(ps, 5, histories)

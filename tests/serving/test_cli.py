@@ -103,3 +103,29 @@ def test_serve_warns_when_reachable_without_a_token(loaded, monkeypatch):
     assert r.exit_code == 0 and "no --token is set" in r.stderr
     r = runner.invoke(app, ["serve", "--run", "RUN", "--max-batch", "0"])
     assert r.exit_code == 2 and "--max-batch" in r.stderr
+
+
+def test_recommend_fuses_an_assistant_from_flags(tiny_run):
+    from genrec import Recommender
+
+    r = runner.invoke(app, ["recommend", "--run", str(tiny_run), "Heat (1995)", "-k", "4", "--json",
+                            "--assist", "popularity", "--assist-weight", "0.5"])
+    assert r.exit_code == 0, r.output
+    expected = Recommender.load(tiny_run, persist=False, assist="popularity", assist_weight=0.5).recommend(["Heat (1995)"], k=4)
+    plain = Recommender.load(tiny_run, persist=False).recommend(["Heat (1995)"], k=4)
+    got = [i["item_id"] for i in json.loads(r.stdout)["items"]]
+    assert got == [i.item_id for i in expected] and got != [i.item_id for i in plain]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--assist-weight", "0.5"], "no assistant is"),
+        (["--assist", "popularity", "--decode", "exact"], "beam decoding only"),
+        (["--assist", "popularity", "--assist-weight", "1.5"], "assist_weight"),
+        (["--assist", "knn"], "assist"),
+    ],
+)
+def test_bad_assistant_flags_exit_2(tiny_run, args, message):
+    r = runner.invoke(app, ["recommend", "--run", str(tiny_run), "Heat (1995)", *args])
+    assert r.exit_code == 2 and message in r.stderr, r.output

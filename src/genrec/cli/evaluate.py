@@ -45,6 +45,8 @@ def evaluate(
     beams: Annotated[int, typer.Option(help="genrec: beam width (>= k)")] = 10,
     grounding: Annotated[str, typer.Option(help="genrec --decode free: exact (the paper's string match), bm25 or embedding")] = "exact",
     renormalise: Annotated[bool, typer.Option(help="genrec: score tokens among the catalogue's continuations only")] = False,
+    assist: Annotated[str | None, typer.Option(help="genrec --decode beam: fuse a text-free assistant at every step (D3), sasrec or popularity")] = None,
+    assist_weight: Annotated[float | None, typer.Option(help="genrec: the assistant's weight in [0, 1] (default: the one stored in RUN/assist.json)")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="evaluation folder to write: new, empty, or an earlier evaluation with --overwrite")] = Path("eval"),
     overwrite: Annotated[bool, typer.Option(help="replace the evaluation in --out and the model in --save-model (atomically)")] = False,
     split: Annotated[str, typer.Option(help="test or valid")] = "test",
@@ -73,7 +75,7 @@ def evaluate(
     the processes and rank 0 writes the same outputs as one process would.
 
     genrec: `--run RUN_DIR` with `--decode beam|exact|free`, `--beams`, `--grounding`,
-    `--renormalise` (histories are cut to the run's prompt window; seen items are still
+    `--renormalise`, `--assist sasrec|popularity`, `--assist-weight` (histories are cut to the run's prompt window; seen items are still
     all excluded). Method config fields (--set KEY=VALUE): sasrec: hidden, blocks, heads, dropout,
     max_len, lr, weight_decay, batch_size, epochs, patience, eval_every, max_minutes, seed,
     threads, device; last-item: n_last, decay, year, tie_break, k1, b; popularity: none.
@@ -116,8 +118,12 @@ def evaluate(
             options.setdefault("seed", seed)
         if model is not None:
             options["model"] = model
+        if method != "genrec" and (assist is not None or assist_weight is not None):
+            raise GenrecError(f"--assist and --assist-weight apply to the genrec method, not {method}",
+                              "drop them, or evaluate a trained run with --run RUN_DIR")
         if method == "genrec":
-            options.update(run=run or model, decode=decode, beams=beams, grounding=grounding, renormalise=renormalise)
+            options.update(run=run or model, decode=decode, beams=beams, grounding=grounding, renormalise=renormalise,
+                           **{k: v for k, v in dict(assist=assist, assist_weight=assist_weight).items() if v is not None})
             options.pop("model", None)
             options.pop("seed", None)
             if k_max is None:

@@ -43,6 +43,8 @@ def recommend(
     as_json: Annotated[bool, typer.Option("--json", help='print {"items": [{"item_id", "title", "score"}], "unknown": [...], "shortfall": why fewer than k or null}')] = False,
     decode: Annotated[str, typer.Option(help="beam (default), exact (the model's true top-k) or free (the paper's unconstrained beams)")] = "beam",
     beams: Annotated[int | None, typer.Option(help="beam width (default: 10, or k if larger)")] = None,
+    assist: Annotated[str | None, typer.Option(help="beam decoding: fuse a text-free assistant at every step (D3), sasrec or popularity")] = None,
+    assist_weight: Annotated[float | None, typer.Option(help="the assistant's weight in [0, 1] (default: the one chosen on validation, stored in RUN/assist.json)")] = None,
     dataset: Annotated[Path | None, typer.Option("--dataset", help="dataset folder (default: the one the run was trained on)")] = None,
     keep_seen: Annotated[bool, typer.Option("--keep-seen", help="allow items of the history in the result")] = False,
     skip_unknown: Annotated[bool, typer.Option("--skip-unknown", help="leave out entries that are not in the catalogue (listed on stderr) instead of failing")] = False,
@@ -60,7 +62,8 @@ def recommend(
         if not entries:
             raise GenrecError("the history is empty", "give titles or item ids as arguments, with --file PATH, or on stdin with -")
         with console.status(f"loading {run}"):
-            rec = Recommender.load(run, dataset, decode=decode, beams=max(10, k) if beams is None else beams, threads=threads)  # type: ignore[arg-type]
+            rec = Recommender.load(run, dataset, decode=decode, beams=max(10, k) if beams is None else beams,  # type: ignore[arg-type]
+                                   threads=threads, assist=assist, assist_weight=assist_weight)
         result = rec.recommend(entries, k=k, decode=decode, exclude_seen=not keep_seen,  # type: ignore[arg-type]
                                on_unknown="skip" if skip_unknown else "error")
     except GenrecError as e:

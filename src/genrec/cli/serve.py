@@ -21,6 +21,8 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     decode: Annotated[str, typer.Option(help="default decoding: beam, exact or free (a request may choose another)")] = "beam",
     beams: Annotated[int, typer.Option(help="beam width; requests may ask for at most this many items in beam/free mode")] = 10,
+    assist: Annotated[str | None, typer.Option(help="beam decoding: fuse a text-free assistant at every step (D3), sasrec or popularity")] = None,
+    assist_weight: Annotated[float | None, typer.Option(help="the assistant's weight in [0, 1] (default: the one chosen on validation, stored in RUN/assist.json)")] = None,
     max_batch: Annotated[int, typer.Option(help="most requests decoded together (1 = one at a time)")] = 16,
     max_wait_ms: Annotated[float, typer.Option(help="how long the worker waits to fill a batch")] = 5.0,
     max_queue: Annotated[int, typer.Option(help="requests waiting beyond this are refused with 503")] = 1024,
@@ -53,12 +55,13 @@ def serve(
                           "anyone there can add and remove items")
         with console.status(f"loading {run}"):
             rec = Recommender.load(run, dataset, decode=decode, beams=beams, batch_size=max_batch,  # type: ignore[arg-type]
-                                   threads=threads, device=device, persist=persist)
+                                   threads=threads, device=device, persist=persist, assist=assist, assist_weight=assist_weight)
         application = create_app(rec, token=token, max_batch=max_batch, max_wait_ms=max_wait_ms,
                                  max_queue=max_queue, max_body_bytes=max_body_bytes)
     except GenrecError as e:
         fail(e)
-    console.print(f"serving {run} ({len(rec):,} items, {decode} decoding) on http://{host}:{port}  (API docs: /docs)",
+    assisted = f", {rec.decoding.assist} assistant at weight {rec.decoding.fused_weight:g}" if rec.decoding.assist else ""
+    console.print(f"serving {run} ({len(rec):,} items, {decode} decoding{assisted}) on http://{host}:{port}  (API docs: /docs)",
                   highlight=False)
     # one process: the model and its catalogue live in this process's memory
     uvicorn.run(application, host=host, port=port, log_level=log_level, workers=1)

@@ -24,7 +24,6 @@ benchmark compares genrec's batched beam search against.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
 import numpy as np
 import torch
@@ -32,9 +31,8 @@ import torch
 from ..errors import GenrecError
 from ..ranking import INVALID, NO_ITEM, Ranked
 from . import _lm
+from .config import Grounding
 from .trie import Trie
-
-Grounding = Literal["exact", "bm25", "embedding"]
 
 
 def _generate(model, prompt: Sequence[int], beams: int, k: int, max_new_tokens: int, eos_id: int, pad_id: int,

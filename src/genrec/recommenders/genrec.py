@@ -12,47 +12,54 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
 from ..data.dataset import Dataset
+from ..decoding.config import DecodingConfig, check_mode
 from ..errors import GenrecError
 from ..ranking import NO_ITEM, Ranked
 from .base import Recommender
 
-DecodeMode = Literal["beam", "exact", "free"]
-
 
 class GenRec(Recommender):
+    """The fine-tuned LM as a recommender. Decoding settings are one
+    :class:`~genrec.decoding.DecodingConfig` (``decoding=``, or its fields as keywords:
+    ``GenRec.load(run, mode="exact")``; ``decode=`` is accepted for ``mode``); a call of
+    :meth:`recommend` may pass another config, and a decoder is kept per config."""
+
     name = "genrec"
 
-    def __init__(self, run_dir: str | Path | None = None, decode: DecodeMode = "beam", beams: int = 10, batch_size: int = 8, grounding: str = "exact",
-                 max_expansions: int = 2000, renormalise: bool = False, length_normalise: bool = False,
-                 threads: int | None = None, device: str | None = None, train_config=None,
-                 assist: str | None = None, assist_weight: float | None = None, assist_minutes: float = 5.0):
+    def __init__(self, run_dir: str | Path | None = None, decoding: DecodingConfig | None = None,
+                 threads: int | None = None, device: str | None = None, train_config=None, **settings):
+        if "decode" in settings:  # the CLI's and evaluation's name for the mode
+            settings["mode"] = settings.pop("decode")
+        if "mode" in settings and settings["mode"] is not None:
+            check_mode(settings["mode"])
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        # a text-free assistant fused into beam decoding (recommenders/assist.py); the
-        # weight defaults to the one chosen on validation and stored with the run
-        self.assist, self.assist_weight, self.assist_minutes = assist, assist_weight, assist_minutes
-        self.decode, self.beams, self.batch_size, self.grounding = decode, beams, batch_size, grounding
-        self.max_expansions, self.threads, self.device = max_expansions, threads, device
-        self.renormalise, self.length_normalise = renormalise, length_normalise
+        self.decoding = DecodingConfig.of(decoding, **settings)
+        self.threads, self.device = threads, device
         self.train_config = train_config
         self._loaded = False
+
+    @property
+    def decode(self) -> str:
+        """The default decoding mode (``decoding.mode``)."""
+        return self.decoding.mode
+
+    @property
+    def beams(self) -> int:
+        return self.decoding.beams
 
     @property
     def options(self) -> dict:
         """The run and decoding settings, as recorded in an evaluation's metrics.json."""
         cfg = getattr(self, "cfg", None)
         return {
-            "run": str(self.run_dir) if self.run_dir else None, "decode": self.decode, "beams": self.beams,
-            "grounding": self.grounding if self.decode == "free" else None,
-            "max_expansions": self.max_expansions if self.decode == "exact" else None,
-            "renormalise": self.renormalise, "length_normalise": self.length_normalise,
+            "run": str(self.run_dir) if self.run_dir else None, "decode": self.decoding.mode,
+            **{k: v for k, v in self.decoding.describe().items() if k != "mode"},
             "backbone": cfg.backbone if cfg else None, "item_repr": cfg.item_repr if cfg else None,
             "finetune": cfg.finetune if cfg else None,
-            "assist": self.assist, "assist_weight": self.assist_weight if self.assist else None,
         }
 
     # ------------------------------------------------------------------ lifecycle
@@ -88,9 +95,9 @@ class GenRec(Recommender):
         with atomic_dir(path) as tmp:
             shutil.copytree(self.run_dir, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns("checkpoints"))
 
-    #: options `from_options` accepts (besides `run`)
-    OPTIONS = ("decode", "beams", "batch_size", "grounding", "max_expansions", "renormalise", "length_normalise", "threads", "device",
-               "assist", "assist_weight", "assist_minutes")
+    #: options `from_options` accepts (besides `run`): the decoding config's fields, its
+    #: mode also as ``decode``, and where the model runs
+    OPTIONS = ("decode", *DecodingConfig.model_fields, "threads", "device")
 
     @classmethod
     def from_options(cls, dataset: Dataset, options: dict, progress=None) -> GenRec:
@@ -108,7 +115,6 @@ class GenRec(Recommender):
     def _load(self, dataset: Dataset | None) -> GenRec:
         import torch
 
-        from ..decoding import Decoder, Trie
         from ..model.backbone import load_backbone
         from ..model.encoding import Codec
         from ..model.finetune import keep_layers, load_trained
@@ -133,9 +139,8 @@ class GenRec(Recommender):
                 f"the run was trained on {info['dataset']['n_items']} items but the dataset has {len(dataset.catalogue)}",
                 "evaluate on the dataset the run was trained on",
             )
-        if cfg.item_repr == "item-token" and self.decode == "free":
-            raise GenrecError("free decoding writes text, but this run writes items as item tokens", "use --decode beam or exact")
         self.dataset, self.cfg = dataset, cfg
+        self._check_fits(self.decoding)
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
         backbone = load_backbone(info["backbone"].get("path") or cfg.backbone, dtype=cfg.dtype, device=device)
         if cfg.num_layers:
@@ -147,24 +152,58 @@ class GenRec(Recommender):
         self.titles = list(dataset.catalogue.titles)
         self.codec = Codec(self.tokenizer, names, info.get("item_token_start"))
         self.prompts = PromptBuilder.for_run(self.codec, dataset, cfg)
-        self.trie = Trie.build(self.codec) if self.decode != "free" else None
-        self.assistant = None
-        if self.assist:
-            from .assist import Assistant, stored_weight
-
-            if self.assist_weight is None:
-                self.assist_weight = stored_weight(run.path, self.assist)
-            if self.decode != "beam":
-                raise GenrecError(f"the assistant is fused in beam decoding, not {self.decode}", "use --decode beam with an assistant")
-            if self.assist_weight > 0:  # at weight 0 the assistant changes nothing: do not compute it
-                self.assistant = Assistant.for_run(self.assist, run.path, dataset, self.assist_minutes, self.threads)
-        self.decoder = Decoder(self.model, self.codec, self.trie, mode=self.decode, beams=self.beams,
-                               batch_size=self.batch_size, grounding=self.grounding, max_expansions=self.max_expansions,
-                               renormalise=self.renormalise, length_normalise=self.length_normalise,
-                               assist_weight=self.assist_weight if self.assist else 0.0)
+        self.trie = None
         self._removed: set[int] = set()
+        self._decoders: dict[DecodingConfig, object] = {}
+        self._assistants: dict[str, object] = {}
+        self.decoding = self.resolve(self.decoding)
+        self.decoder = self.decoder_for(self.decoding)
+        self._assistant(self.decoding)  # trained now (if the run has none stored), not in the first call
+        self.last_stats: dict = {}
         self._loaded = True
         return self
+
+    # ------------------------------------------------------------------ decoding
+
+    def _check_fits(self, decoding: DecodingConfig) -> None:
+        if self.cfg.item_repr == "item-token" and decoding.mode == "free":
+            raise GenrecError("free decoding writes text, but this run writes items as item tokens", "use --decode beam or exact")
+
+    def resolve(self, decoding: DecodingConfig) -> DecodingConfig:
+        """`decoding` with what it leaves to the run filled in: the assistant's weight
+        (the one chosen on validation and stored with the run)."""
+        if decoding.assist is not None and decoding.assist_weight is None:
+            from .assist import stored_weight
+
+            decoding = DecodingConfig.of(decoding, assist_weight=stored_weight(self.run_dir, decoding.assist))
+        return decoding
+
+    def decoder_for(self, decoding: DecodingConfig):
+        """The decoder of `decoding` over this run's model, codec and trie, built on first
+        use and kept (the trie is built when a first constrained decoder needs it)."""
+        from ..decoding import Decoder, Trie
+
+        decoding = self.resolve(decoding)
+        decoder = self._decoders.get(decoding)
+        if decoder is None:
+            self._check_fits(decoding)
+            if decoding.mode != "free" and self.trie is None:
+                self.trie = Trie.build(self.codec)
+                if self._removed:
+                    self.trie.remove(sorted(self._removed))
+            decoder = self._decoders[decoding] = Decoder(self.model, self.codec, self.trie, decoding)
+        return decoder
+
+    def _assistant(self, decoding: DecodingConfig):
+        """The assistant `decoding` fuses (None at weight 0: it would change nothing)."""
+        if decoding.fused_weight <= 0:
+            return None
+        if decoding.assist not in self._assistants:
+            from .assist import Assistant
+
+            self._assistants[decoding.assist] = Assistant.for_run(decoding.assist, self.run_dir, self.dataset,
+                                                                   decoding.assist_minutes, self.threads)
+        return self._assistants[decoding.assist]
 
     # ------------------------------------------------------------------ ranking
 
@@ -182,33 +221,35 @@ class GenRec(Recommender):
     def max_k(self) -> int | None:
         """The beam width in beam and free decoding (the contract's beam-width rule); exact
         decoding ranks any k."""
-        return self.beams if self.decode in ("beam", "free") else None
+        return self.decoding.beams if self.decoding.mode in ("beam", "free") else None
 
     def _require_loaded(self) -> None:
         if not self._loaded:
             raise GenrecError("GenRec is neither fitted nor loaded",
                               "call fit(dataset) (with train_config and run_dir), or load a trained run with GenRec.load(run_dir)")
 
-    def recommend(self, histories: Sequence[Sequence[int]], k: int = 10, exclude_seen: bool = True) -> Ranked:
+    def recommend(self, histories: Sequence[Sequence[int]], k: int = 10, exclude_seen: bool = True,
+                  decoding: DecodingConfig | None = None) -> Ranked:
+        """Top-`k` items per history; `decoding` replaces the loaded config for this call."""
         self._require_loaded()
-        if self.max_k is not None and k > self.max_k:
-            raise GenrecError(f"beam width {self.beams} must be at least k ({k})", f"use beams >= {k} or ask for fewer items")
+        decoding = self.resolve(decoding) if decoding is not None else self.decoding
+        if decoding.mode in ("beam", "free") and k > decoding.beams:
+            raise GenrecError(f"beam width {decoding.beams} must be at least k ({k})", f"use beams >= {k} or ask for fewer items")
         for u, h in enumerate(histories):
             if len(h) == 0:  # every prompt in training holds at least one item
                 raise GenrecError(f"history {u} is empty", "GenRec needs at least one item in every history")
+        decoder = self.decoder_for(decoding)
         prompts = [self.prompt_ids(h) for h in histories]
         exclude = [sorted(set(int(i) for i in h)) for h in histories] if exclude_seen else None
-        assist = self.assistant.distribution(histories, len(self.codec)) if self.assistant is not None else None
-        ranked = self.decoder.topk(prompts, k, exclude, assist=assist)
-        if self._removed and self.decode == "free":
+        assistant = self._assistant(decoding)
+        assist = assistant.distribution(histories, len(self.codec)) if assistant is not None else None
+        ranked = decoder.topk(prompts, k, exclude, assist=assist)
+        self.last_stats = decoder.last_stats
+        if self._removed and decoding.mode == "free":
             bad = np.isin(ranked.items, list(self._removed))
             ranked.items[bad] = NO_ITEM
             ranked.scores[bad] = -np.inf
         return ranked
-
-    @property
-    def last_stats(self) -> dict:
-        return self.decoder.last_stats
 
     # ------------------------------------------------------------------ catalogue updates
 
@@ -223,6 +264,7 @@ class GenRec(Recommender):
         idx = list(range(start, start + len(titles)))
         if self.trie is not None:
             self.trie.add([self.codec.response_ids(i) for i in idx], idx)
+        self._catalogue_changed()
         return idx
 
     def remove_items(self, indices: Sequence[int]) -> None:
@@ -230,6 +272,13 @@ class GenRec(Recommender):
         if self.trie is not None:
             self.trie.remove(list(indices))
         self._removed.update(int(i) for i in indices)
+        self._catalogue_changed()
+
+    def _catalogue_changed(self) -> None:
+        # free decoding indexes the titles (exact match, BM25, embeddings) when it is
+        # built: build it again on next use (beam and exact share the updated trie)
+        for decoding in [d for d in self._decoders if d.mode == "free"]:
+            del self._decoders[decoding]
 
 
 def _read_names(run_path: Path) -> list[str]:

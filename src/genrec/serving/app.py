@@ -41,7 +41,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
-from ..api import MAX_ID_LENGTH, MAX_TITLE_LENGTH, DuplicateItemError, RecommendedItem, Recommender
+from ..api import MAX_ID_LENGTH, MAX_TITLE_LENGTH, DecodeMode, DuplicateItemError, RecommendedItem, Recommender
 from ..data.live_catalogue import PersistError
 from ..errors import GenrecError, UnknownItemError
 from .batching import Batcher, QueueFullError
@@ -68,7 +68,7 @@ Entry = Annotated[
     WithJsonSchema({"anyOf": [{"type": "string", "minLength": 1, "maxLength": MAX_TITLE_LENGTH}, {"type": "integer"}]}),
 ]
 History = Annotated[list[Entry], Field(min_length=1, max_length=MAX_HISTORY, description="titles or item ids, oldest first")]
-Decode = Literal["beam", "exact", "free"]
+Decode = DecodeMode
 
 
 class _Strict(BaseModel):
@@ -150,6 +150,7 @@ class Info(BaseModel):
     changes_file: str | None
     decode: str
     beams: int
+    decoding: dict = Field(description="the default decoding settings (mode, beams, batch size, scoring, assistant)")
     max_history: int
     genrec_version: str
     max_batch: int
@@ -362,9 +363,9 @@ def create_app(
     # ------------------------------------------------------------------ recommending
 
     async def _recommend(histories, k: int, decode, exclude_seen: bool, on_unknown: str) -> list[dict]:
-        mode = rec.check_request(k, decode)
+        decoding = rec.check_request(k, decode)  # the server's settings in the requested mode
         resolved = await run_in_threadpool(rec.resolve_many, histories, on_unknown)
-        futures = batcher.submit([r.indices for r in resolved], (k, mode, exclude_seen))
+        futures = batcher.submit([r.indices for r in resolved], (k, decoding, exclude_seen))
         ranked = await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
         return [{"items": _scored(items), "unknown": r.unknown, "shortfall": getattr(items, "shortfall", None)}
                 for items, r in zip(ranked, resolved, strict=True)]

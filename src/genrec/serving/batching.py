@@ -27,7 +27,7 @@ from typing import Any
 
 from ..errors import GenrecError
 
-#: run(histories, *key) -> one result per history; key = (k, decode, exclude_seen)
+#: run(histories, *key) -> one result per history; key = (k, decoding config, exclude_seen)
 RunBatch = Callable[..., Sequence[Any]]
 
 

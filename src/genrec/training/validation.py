@@ -101,7 +101,7 @@ class Validator:
     def _ranking(self, model) -> dict:
         from ..decoding import Decoder
 
-        decoder = Decoder(model, self.codec, self._trie(), mode="beam", beams=self.beams)
+        decoder = Decoder(model, self.codec, self._trie(), mode="beam", beams=self.beams, batch_size=16)
         ranked = decoder.topk(self.prompt_ids(), k=10, exclude=[s for *_, s in self.items])
         pu = per_user(ranked.items, [t for _, _, t, _ in self.items])  # the kernels of `genrec evaluate`
         return {"valid_hr@10": float(pu.hits(10)[:, 9].mean()), "valid_ndcg@10": float(pu.ndcgs(10)[:, 9].mean())}

@@ -1,0 +1,104 @@
+"""How GenRec turns a prompt into ranked catalogue items: one typed decoding config.
+
+Every decoding setting lives here, once, with its default, its check and its help text:
+the mode (beam, exact, free), the beam width, users per forward batch, scoring options,
+free decoding's grounding, exact decoding's search budget, and the text-free assistant
+fused into beam search (D3). ``Decoder``, ``GenRec``, ``genrec.Recommender``, the CLI and
+the HTTP service all take a :class:`DecodingConfig`; it is frozen (hashable), so a
+recommender keeps one decoder per config and a request may ask for another one.
+
+``DecodingConfig.of(config, **changes)`` is the way to derive one: validated, with every
+problem reported at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, get_args
+
+from pydantic import ConfigDict, Field, ValidationError, model_validator
+
+from ..config import Config, _format_errors
+from ..errors import ConfigError
+
+Mode = Literal["beam", "exact", "free"]
+Grounding = Literal["exact", "bm25", "embedding"]
+AssistKind = Literal["sasrec", "popularity"]
+MODES: tuple[str, ...] = get_args(Mode)
+
+
+class DecodingConfig(Config):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    mode: Mode = Field("beam", description="beam (constrained beam search), exact (best-first search: the model's true top-k) or free (the paper's unconstrained beams, mapped to items)")
+    beams: int = Field(10, ge=1, description="beam width in beam and free decoding; k may not exceed it")
+    batch_size: int = Field(8, ge=1, description="users decoded together in one forward batch")
+    length_normalise: bool = Field(False, description="beam: rank by mean instead of summed log-probability (D3 advises against it)")
+    renormalise: bool = Field(False, description="score each token among the catalogue's continuations only")
+    max_expansions: int = Field(2000, ge=1, description="exact: search budget, trie nodes expanded per user")
+    expand: int = Field(16, ge=1, description="exact: trie nodes expanded per user per forward pass")
+    grounding: Grounding = Field("exact", description="free: map generated text to items by exact title match (the paper's), bm25 or embedding")
+    assist: AssistKind | None = Field(None, description="beam: a text-free assistant fused at every step (D3): sasrec or popularity")
+    assist_weight: float | None = Field(None, ge=0, le=1, description="assistant weight w: score (1-w) log p_LM + w log p_assist (default: the weight chosen on validation and stored with the run)")
+    assist_minutes: float = Field(5.0, gt=0, description="training budget of the SASRec assistant when the run has none stored")
+
+    def __init__(self, **data: Any):
+        # built directly (DecodingConfig(beams=0)) a bad value is a ConfigError, as from build()
+        try:
+            super().__init__(**data)
+        except ValidationError as e:
+            raise ConfigError(_format_errors(e), self.help_hint()) from None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DecodingConfig:
+        if self.assist is not None and self.mode != "beam":
+            raise ValueError(f"an assistant is fused in beam decoding only, not in {self.mode} decoding: "
+                             "use mode=beam with an assistant, or drop the assistant")
+        if self.assist is None and self.assist_weight not in (None, 0.0):
+            raise ValueError("assist_weight is set but no assistant is: name one with assist=sasrec or assist=popularity")
+        return self
+
+    @classmethod
+    def help_hint(cls) -> str:
+        return "decoding settings: --decode, --beams, --grounding, --assist, --assist-weight (see `genrec recommend --help`)"
+
+    @classmethod
+    def of(cls, config: DecodingConfig | None = None, **changes: Any) -> DecodingConfig:
+        """`config` (default: the defaults) with `changes`, validated; None values are
+        left out (so an unset CLI flag keeps the config's value)."""
+        base = config.model_dump() if config is not None else {}
+        base.update({k: v for k, v in changes.items() if v is not None})
+        return cls.build(base)
+
+    def with_mode(self, mode: str) -> DecodingConfig:
+        """This config in another mode; the assistant, fused in beam search only, is left
+        out of the others."""
+        check_mode(mode)
+        data = {**self.model_dump(), "mode": mode}
+        if mode != "beam":
+            data.update(assist=None, assist_weight=None)
+        return type(self).build(data)
+
+    @property
+    def fused_weight(self) -> float:
+        """The assistant weight the beam search uses (0: the language model alone)."""
+        return float(self.assist_weight or 0.0) if self.assist is not None else 0.0
+
+    def describe(self) -> dict:
+        """The settings that apply to this mode (as recorded in metrics.json and /info)."""
+        d = self.model_dump()
+        if self.mode != "free":
+            d.pop("grounding")
+        if self.mode != "exact":
+            d.pop("max_expansions")
+            d.pop("expand")
+        if self.assist is None:
+            d.pop("assist_weight")
+            d.pop("assist_minutes")
+        return d
+
+
+def check_mode(mode: str) -> Mode:
+    """`mode` if it is a decoding mode, else a ConfigError listing the modes."""
+    if mode not in MODES:
+        raise ConfigError([f"mode: unknown decoding mode {mode!r}"], f"use one of: {', '.join(MODES)}")
+    return mode  # type: ignore[return-value]
