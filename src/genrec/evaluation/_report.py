@@ -8,6 +8,7 @@ so a failed run never leaves a half-written or clobbered result.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -74,7 +75,12 @@ def _rankings_frame(result: EvalResult) -> pl.DataFrame:
 
 
 def _plot(curves: list[tuple[str, list[int], list[float], list[float]]], path: Path, title: str) -> None:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        # a side output: the metrics, rankings and report are what the evaluation is for
+        warnings.warn(f"{path.name} not drawn: plots need matplotlib: pip install 'genrec[plot]'", stacklevel=3)
+        return
 
     matplotlib.use("Agg")  # files only, never a window
     import matplotlib.pyplot as plt
