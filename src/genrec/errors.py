@@ -48,9 +48,3 @@ class UnknownItemError(GenrecError):
             "not in the catalogue: " + "; ".join(lines),
             "use titles or item ids exactly as `genrec items DATA_DIR --search TEXT` lists them",
         )
-
-
-def collect(problems: list[str], fix: str | None = None) -> None:
-    """Raise one ConfigError listing every problem, if there are any."""
-    if problems:
-        raise ConfigError(problems, fix)

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from genrec.data.dataset import Catalogue
+from genrec.data.catalogue import Catalogue
 from genrec.data.live_catalogue import CatalogueChanges, ChangeStore, LiveCatalogue, fingerprint
 from genrec.errors import GenrecError
 from tests._util import REPO
@@ -72,7 +72,7 @@ def test_a_process_killed_while_saving_leaves_the_previous_state(tmp_path):
     for kill_at in ("replace", "fsync"):
         script = textwrap.dedent(f"""
             import os
-            from genrec.data.dataset import Catalogue
+            from genrec.data.catalogue import Catalogue
             from genrec.data.live_catalogue import CatalogueChanges, ChangeStore, fingerprint
             store = ChangeStore({str(path)!r}, fingerprint(Catalogue(["a", "b", "c"], ["Alpha (2001)", "Beta (2002)", "Gamma (2003)"]), "toy"))
             store.save(CatalogueChanges({{"n1": "New One"}}))

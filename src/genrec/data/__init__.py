@@ -1,6 +1,7 @@
 """Data: source readers, catalogue hygiene, sequences and splits, the dataset folder."""
 
-from .dataset import Catalogue, Dataset, PrepareConfig, prepare
+from .catalogue import Catalogue
+from .dataset import Dataset, PrepareConfig, prepare
 from .sources import FORMATS, read_source
 from .tables import SourceData
 

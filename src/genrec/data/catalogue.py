@@ -173,3 +173,31 @@ def clean_catalogue(items: pl.DataFrame) -> tuple[pl.DataFrame, dict]:
         "repeated_item_rows": repeated_ids,
         "duplicate_titles": dups.as_dict(),
     }
+
+
+@dataclass
+class Catalogue:
+    """Dense item indices ↔ item ids ↔ titles. Titles are unique."""
+
+    item_ids: list[str]
+    titles: list[str]
+
+    def __post_init__(self) -> None:
+        self.index_of_id = {i: n for n, i in enumerate(self.item_ids)}
+        self.index_of_title = {t: n for n, t in enumerate(self.titles)}
+        self._lower: dict[str, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.titles)
+
+    def lookup(self, key: str) -> int | None:
+        """An index for an item id or an exact title (then a case-insensitive title)."""
+        if key in self.index_of_id:
+            return self.index_of_id[key]
+        if key in self.index_of_title:
+            return self.index_of_title[key]
+        if self._lower is None:
+            self._lower = {}
+            for t, n in self.index_of_title.items():
+                self._lower.setdefault(t.casefold(), n)
+        return self._lower.get(key.casefold())

@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import Field
 
@@ -29,7 +27,7 @@ from .._io import atomic_dir, check_out, read_json, write_json
 from .._version import __version__
 from ..config import Config
 from ..errors import GenrecError
-from .catalogue import clean_catalogue
+from .catalogue import Catalogue, clean_catalogue
 from .sequences import (
     Repeats,
     Sequences,
@@ -56,43 +54,6 @@ class PrepareConfig(Config):
     repeats: Repeats = Field("keep", description="repeated (user, item) events: keep all, or only the first or last")
     name: str | None = Field(None, description="dataset name in the manifest (default: from the source)")
     domain: Domain | None = Field(None, description="movies, products, games or items; chooses prompt wording (default: from the source)")
-
-
-@dataclass
-class Catalogue:
-    """Dense item indices ↔ item ids ↔ titles. Titles are unique."""
-
-    item_ids: list[str]
-    titles: list[str]
-
-    def __post_init__(self) -> None:
-        self.index_of_id = {i: n for n, i in enumerate(self.item_ids)}
-        self.index_of_title = {t: n for n, t in enumerate(self.titles)}
-        self._lower: dict[str, int] | None = None
-
-    def __len__(self) -> int:
-        return len(self.titles)
-
-    def lookup(self, key: str) -> int | None:
-        """An index for an item id or an exact title (then a case-insensitive title)."""
-        if key in self.index_of_id:
-            return self.index_of_id[key]
-        if key in self.index_of_title:
-            return self.index_of_title[key]
-        if self._lower is None:
-            self._lower = {}
-            for t, n in self.index_of_title.items():
-                self._lower.setdefault(t.casefold(), n)
-        return self._lower.get(key.casefold())
-
-    def suggest(self, key: str, n: int = 3) -> list[str]:
-        import difflib
-
-        needle = key.casefold()
-        contains = [t for t in self.titles if needle in t.casefold()][:n]
-        if contains:
-            return contains
-        return difflib.get_close_matches(key, self.titles, n=n, cutoff=0.6)
 
 
 class Dataset:
@@ -253,7 +214,3 @@ def prepare(source: SourceData, out: str | Path, config: PrepareConfig | None = 
         }
         write_json(tmp / "manifest.json", manifest)
     return manifest
-
-
-def examples_table(ds: Dataset, split: str) -> pa.Table:
-    return pq.read_table(ds.path / f"{split}.parquet")

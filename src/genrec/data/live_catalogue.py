@@ -29,8 +29,7 @@ from pathlib import Path
 
 from .._io import read_json, write_json
 from ..errors import GenrecError
-from .catalogue import YEAR_AT_END, clean_title
-from .dataset import Catalogue
+from .catalogue import YEAR_AT_END, Catalogue, clean_title
 
 CHANGES_FILE = "catalogue_changes.json"
 CHANGES_FORMAT = 1
