@@ -7,7 +7,9 @@ in one module per concern (data, training, evaluation, serving) and register on 
 from __future__ import annotations
 
 import sys
+import warnings
 from contextlib import contextmanager
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -52,7 +54,21 @@ def _register() -> None:
                 raise
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    # genrec's own warnings (e.g. plot.png skipped without matplotlib) as one plain line
+    # like its errors; other libraries' warnings as Python prints them
+    if Path(filename).resolve().is_relative_to(_PACKAGE_DIR):
+        console.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
+
+
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]
+_python_showwarning = warnings.showwarning
+
+
 def main() -> None:
+    warnings.showwarning = _show_warning
     _register()
     try:
         app()

@@ -40,12 +40,10 @@ def serve(
     --max-wait-ms). Catalogue changes need the token when one is set (--token or
     GENREC_API_TOKEN) and are persisted next to the run (--no-persist keeps them in memory).
     """
-    import uvicorn
-
     from ..api import Recommender
-    from ..serving.app import create_app
 
     try:
+        uvicorn, create_app = _serving()
         if max_batch < 1 or not max_wait_ms >= 0 or max_wait_ms == float("inf"):
             raise GenrecError(f"--max-batch {max_batch} / --max-wait-ms {max_wait_ms}", "use --max-batch >= 1 and a finite --max-wait-ms >= 0")
         # before the model is loaded: a busy port fails at once, and never after "serving on"
@@ -65,6 +63,20 @@ def serve(
                   highlight=False)
     # one process: the model and its catalogue live in this process's memory
     uvicorn.run(application, host=host, port=port, log_level=log_level, workers=1)
+
+
+def _serving():
+    """uvicorn and the FastAPI app factory, from the optional extra ``[serve]``."""
+    try:
+        import uvicorn
+
+        from ..serving.app import create_app
+    except ModuleNotFoundError as e:
+        if (e.name or "").partition(".")[0] == "genrec":
+            raise
+        raise GenrecError(f"`genrec serve` needs fastapi and uvicorn ({e.name} is not installed)",
+                          "pip install 'genrec[serve]'") from None
+    return uvicorn, create_app
 
 
 def _check_port(host: str, port: int) -> None:

@@ -49,9 +49,24 @@ def packaged_gguf() -> Path:
     return files[0]
 
 
+_OFFLINE_HINT = "pip install 'genrec[offline]'"
+
+
+def _require_gguf() -> None:
+    """transformers reads GGUF files with the optional ``gguf`` package (extra ``[offline]``)."""
+    try:
+        import gguf  # noqa: F401
+    except ImportError:
+        raise GenrecError(
+            "converting the packaged backbone (smollm2-135m, also the tokenizer of tiny-random-llama) needs gguf, which is not installed",
+            f"run `{_OFFLINE_HINT}`, or pass --backbone with a local model folder or hub name",
+        ) from None
+
+
 def _convert_packaged(dest: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    _require_gguf()
     gguf = packaged_gguf()
     # a cache: if another process converted it meanwhile, theirs is kept
     with atomic_dir(dest, keep_existing=True) as tmp:
@@ -204,6 +219,8 @@ def list_backbones(cache: str | os.PathLike | None = None) -> list[dict]:
     try:
         gguf = packaged_gguf()
         state = "converted" if (cache_dir(cache) / "backbones" / "smollm2-135m-instruct" / "config.json").is_file() else f"installed ({gguf.name}), converted on first use"
+        if state != "converted" and importlib.util.find_spec("gguf") is None:
+            state += f" (needs gguf: {_OFFLINE_HINT})"
     except GenrecError:
         state = f"not installed: {_INSTALL_HINT}"
     rows.append({"name": PACKAGED, "description": ALIASES[PACKAGED], "state": state})
