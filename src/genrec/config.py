@@ -8,9 +8,11 @@ written into every output folder.
 
 from __future__ import annotations
 
+import difflib
+import re
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -34,7 +36,7 @@ class Config(BaseModel):
         try:
             return cls.model_validate(merged)
         except ValidationError as e:
-            raise ConfigError(_format_errors(e), cls.help_hint()) from None
+            raise ConfigError(_format_errors(e, cls), cls.help_hint()) from None
 
     @classmethod
     def help_hint(cls) -> str:
@@ -68,15 +70,55 @@ class Config(BaseModel):
         return "\n".join(lines)
 
 
-def _format_errors(e: ValidationError) -> list[str]:
+def _format_errors(e: ValidationError, model: type[BaseModel] | None = None) -> list[str]:
+    """One line per problem; an unknown key gets the closest field names of `model`
+    (default: the ``Config`` subclass the error names)."""
+    names = _field_names(model or _config_class(e.title))
     out = []
     for err in e.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "(config)"
         if err["type"] == "extra_forbidden":
-            out.append(f"{loc}: unknown key (check the spelling; `--help` lists the fields)")
+            close = _did_you_mean(loc, names)
+            hint = f", did you mean {' or '.join(close)}?" if close else " (check the spelling)"
+            out.append(f"{loc}: unknown key{hint}")
         else:
             out.append(f"{loc}: {err['msg']} (got {err.get('input')!r})")
     return out
+
+
+def _config_class(name: str) -> type[Config] | None:
+    found, todo = [], list(Config.__subclasses__())
+    while todo:
+        c = todo.pop()
+        todo += c.__subclasses__()
+        if c.__name__ == name:
+            found.append(c)
+    return found[0] if len(found) == 1 else None
+
+
+def _field_names(model: type[BaseModel] | None, prefix: str = "") -> list[str]:
+    """Every settable field of `model`, nested ones dotted (``lora.r``)."""
+    if model is None:
+        return []
+    names = []
+    for name, f in model.model_fields.items():
+        nested = [a for a in (f.annotation, *get_args(f.annotation)) if isinstance(a, type) and issubclass(a, BaseModel)]
+        names += _field_names(nested[0], f"{prefix}{name}.") if nested else [f"{prefix}{name}"]
+    return names
+
+
+def _did_you_mean(key: str, names: list[str]) -> list[str]:
+    """Up to three field names close to an unknown `key`: by spelling (difflib), after the
+    field a longer name starts with or abbreviates, which spelling distance misses for
+    short names."""
+    parent, _, leaf = key.rpartition(".")
+    words = [w for w in re.split(r"[_\-]+", leaf) if w]
+    scope = f"{parent}." if parent else ""
+    # lora_r -> lora.r; lr_rate -> lr; learning_rate -> lr
+    guesses = [scope + leaf.replace("_", "."), scope + words[0], scope + "".join(w[0] for w in words)] if words else []
+    close = [g for g in guesses if g in names and g != key]
+    close += difflib.get_close_matches(key, names, n=3, cutoff=0.6)
+    return list(dict.fromkeys(close))[:3]
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:

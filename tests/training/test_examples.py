@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import yaml
 
 from genrec.data import Dataset
 from genrec.errors import ConfigError
@@ -81,6 +82,61 @@ def test_unknown_keys_are_errors():
     with pytest.raises(ConfigError) as e:
         TrainConfig.build({"lrr": 1, "lora": {"rank": 4}})
     assert "lrr: unknown key" in str(e.value) and "lora.rank: unknown key" in str(e.value)
+
+
+@pytest.mark.parametrize(("override", "first_guess"), [
+    ("lr_rate=1e-3", "lr"), ("learning_rate=1e-3", "lr"), ("lora.rank=8", "lora.r"),
+    ("lora_r=8", "lora.r"), ("batchsize=4", "batch_size"), ("max_step=10", "max_steps"),
+])
+def test_unknown_keys_suggest_the_closest_fields(override, first_guess):
+    with pytest.raises(ConfigError) as e:
+        TrainConfig.build({}, [override])
+    key = override.split("=")[0]
+    assert e.value.problems[0].startswith(f"{key}: unknown key, did you mean {first_guess}")
+
+
+def test_an_unknown_key_like_no_field_gets_no_guess():
+    with pytest.raises(ConfigError) as e:
+        TrainConfig.build({}, ["zzz=1"])
+    assert e.value.problems == ["zzz: unknown key (check the spelling)"]
+
+
+def test_configs_built_directly_also_suggest_fields():
+    from genrec.decoding import DecodingConfig
+
+    with pytest.raises(ConfigError, match="beam: unknown key, did you mean beams"):
+        DecodingConfig(beam=3)
+
+
+def _train_cli(*args):
+    from typer.testing import CliRunner
+
+    from genrec.cli import _register, app
+
+    _register()
+    return CliRunner().invoke(app, ["train", "unused-data-dir", *args])
+
+
+def test_train_reads_a_config_file_with_config(tmp_path):
+    shown = _train_cli("--preset", "cpu", "lr=0.0042", "--show-config")
+    assert shown.exit_code == 0, shown.output
+    config = tmp_path / "mine.yaml"
+    config.write_text(shown.stdout, encoding="utf-8")
+    r = _train_cli("--config", str(config), "--show-config")
+    assert r.exit_code == 0, r.output
+    assert TrainConfig.model_validate(yaml.safe_load(r.stdout)).lr == 0.0042
+    assert r.stdout == _train_cli("--preset", str(config), "--show-config").stdout
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--config", "missing.yaml"], "--config missing.yaml does not exist"),
+    (["--config", "cpu"], "--config cpu is not a .yaml file"),
+    (["--config", "x.yaml", "--preset", "cpu"], "both --config x.yaml and --preset cpu are given"),
+    (["--preset", "cpu", "lr_rate=1e-3"], "lr_rate: unknown key, did you mean lr?"),
+])
+def test_train_config_mistakes_are_named(args, message):
+    r = _train_cli(*args, "--show-config")
+    assert r.exit_code == 2 and message in r.stderr
 
 
 @pytest.mark.parametrize("preset", ["paper", "recommended", "cpu", "cpu-long", "cpu-titles"])

@@ -53,6 +53,7 @@ def train(
     out_dir: Annotated[Path, typer.Option("--out", help="run folder to write")] = Path("runs/genrec"),
     backbone: Annotated[str | None, typer.Option(help="smollm2-135m (packaged), tiny-random-llama, a local folder or a hub name")] = None,
     preset: Annotated[str | None, typer.Option(help="paper, recommended or cpu (default: cpu without a GPU, else recommended), or a YAML file")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="a train config YAML file (fields as in RUN/config.yaml; the same as --preset FILE)")] = None,
     max_steps: Annotated[int | None, typer.Option(help="stop after N optimizer steps")] = None,
     resume: Annotated[bool, typer.Option(help="continue the run in --out from its last checkpoint")] = False,
     overwrite: Annotated[bool, typer.Option(help="replace a run already in --out")] = False,
@@ -72,6 +73,7 @@ def train(
     from ..training.loop import train as run_train
 
     try:
+        preset = _config_file(config, preset) if config is not None else preset
         if resume and not overrides and not backbone and not preset and not max_steps:
             from ..training.rundir import RunDir
 
@@ -99,6 +101,18 @@ def train(
         f"[green]{info['status']}[/] {out_dir}: {info['steps_done']} steps, {info['examples_seen']:,} examples, "
         f"{info['train_seconds']:.0f} s of training ({time.perf_counter() - t0:.0f} s in all); adapter from step {info['adapter_step']}"
     )
+
+
+def _config_file(config: Path, preset: str | None) -> str:
+    """--config FILE as the preset to load; a missing file is named as such rather than
+    taken for an unknown preset name."""
+    if preset is not None:
+        raise GenrecError(f"both --config {config} and --preset {preset} are given", "pass one: --config FILE.yaml or --preset NAME")
+    if config.suffix not in (".yaml", ".yml"):
+        raise GenrecError(f"--config {config} is not a .yaml file", "pass a YAML file, or a preset name with --preset (paper, recommended, cpu)")
+    if not config.is_file():
+        raise GenrecError(f"--config {config} does not exist", "check the path (`genrec train DATA_DIR --show-config > FILE.yaml` writes one to start from)")
+    return str(config)
 
 
 @app.command()
