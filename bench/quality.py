@@ -138,6 +138,7 @@ def main(argv=None) -> None:
     import torch
 
     from genrec.evaluation import compare, evaluate, write_eval
+    from genrec.evaluation.metrics import rename_legacy_mrr
     from genrec.recommenders import build_method
     from genrec.recommenders.genrec import GenRec
 
@@ -185,7 +186,8 @@ def main(argv=None) -> None:
         if a.from_evals:
             if not (dest / "metrics.json").is_file():
                 sys.exit(f"error: --from-evals: {dest} holds no evaluation; run without --from-evals first")
-            results[method] = json.loads((dest / "metrics.json").read_text())
+            # an evaluation from before metric names carried their cut-off: mrr -> mrr@<k_max>
+            results[method] = rename_legacy_mrr(json.loads((dest / "metrics.json").read_text()))
             dirs.append(dest)
             continue
         rec, batch = build(method)
@@ -236,7 +238,7 @@ def markdown(results: dict, settings: dict) -> str:
         f"### {s['dataset']}: {s['users']:,} of {s['of_test_users']:,} test users (seed {s['seed']}), "
         "leave-one-out, full-catalogue ranking, seen items excluded",
         "",
-        "| method | HR@5 | NDCG@5 | HR@10 [95% CI] | NDCG@10 [95% CI] | MRR | valid | coverage | users/s |",
+        "| method | HR@5 | NDCG@5 | HR@10 [95% CI] | NDCG@10 [95% CI] | MRR@10 | valid | coverage | users/s |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for m in s["methods"]:
@@ -247,7 +249,7 @@ def markdown(results: dict, settings: dict) -> str:
             lo_hi = ci.get(key)
             return f"{r[key]:.4f}" + (f" [{lo_hi[0]:.4f}, {lo_hi[1]:.4f}]" if lo_hi else "")
 
-        lines.append(f"| {m} | {r['hr@5']:.4f} | {r['ndcg@5']:.4f} | {cell('hr@10')} | {cell('ndcg@10')} | {r['mrr']:.4f} "
+        lines.append(f"| {m} | {r['hr@5']:.4f} | {r['ndcg@5']:.4f} | {cell('hr@10')} | {cell('ndcg@10')} | {r.get('mrr@10', float('nan')):.4f} "
                      f"| {r['valid_rate']:.1%} | {r['coverage']:.3f} | {r['users_per_second']:.2f} |")
     lines.append("")
     budget = [f"SASRec trained for at most {s['sasrec_minutes']} min"] if "sasrec" in s["methods"] else []

@@ -52,7 +52,7 @@ def test_quality_writes_every_method_on_the_same_users_and_results_page(tmp_path
     assert "reusing" in capsys.readouterr().out
     assert again["settings"]["genrec"]["train_seconds"] == result["settings"]["genrec"]["train_seconds"]
     for method in ("popularity", "genrec-beam", "genrec-id"):
-        assert again[method]["hr@10"] == result[method]["hr@10"] and again[method]["mrr"] == result[method]["mrr"]
+        assert again[method]["hr@10"] == result[method]["hr@10"] and again[method]["mrr@10"] == result[method]["mrr@10"]
 
     # the most-recommended items, per method, from the rankings the run left in its work folder
     load("top_items").main(["ml-latest-small", "--work", str(tmp_path / "work")])

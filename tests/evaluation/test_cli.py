@@ -16,7 +16,7 @@ def test_evaluate_compare_and_a_saved_model(tiny_dataset, tmp_path):
     data = str(tiny_dataset.path)
     r = runner.invoke(app, ["evaluate", data, "--method", "popularity", "--out", str(tmp_path / "pop"), "--resamples", "100"])
     assert r.exit_code == 0, r.output
-    assert "HR@10" in r.output
+    assert "HR@10" in r.output and "MRR@10" in r.output and "MRR@20" in r.output
     m = json.loads((tmp_path / "pop" / "metrics.json").read_text())
     assert m["method"] == "popularity" and m["n_users"] == 20 and m["split"] == "test"
 
@@ -35,10 +35,16 @@ def test_evaluate_compare_and_a_saved_model(tiny_dataset, tmp_path):
     again = json.loads((tmp_path / "sas2" / "metrics.json").read_text())
     assert again["hr@k"] == first["hr@k"] and again["ndcg@10"] == first["ndcg@10"]
 
-    r = runner.invoke(app, ["compare", str(tmp_path / "pop"), str(tmp_path / "sas"), "--out", str(tmp_path / "cmp"), "--resamples", "100"])
+    assert "MRR@10" in r.output and "MRR@20" not in r.output  # ranked to 10: one MRR
+
+    r = runner.invoke(app, ["compare", str(tmp_path / "pop"), str(tmp_path / "sas"), "--out", str(tmp_path / "cmp"), "--resamples", "100", "--holm"])
     assert r.exit_code == 0, r.output
     assert "Paired differences" in r.output
-    assert json.loads((tmp_path / "cmp" / "comparison.json").read_text())["paired_users"] == 20
+    # popularity ranked to 20, SASRec to 10: said, and MRR compared at 10
+    assert "warning: the evaluations ranked to different depths" in " ".join(r.output.split())
+    comparison = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
+    assert comparison["paired_users"] == 20 and "mrr@10" in comparison["paired"]["sasrec"]
+    assert "p_holm" in comparison["paired"]["sasrec"]["mrr@10"]
 
 
 def test_errors_exit_2_with_a_fix(tiny_dataset, tmp_path):

@@ -11,13 +11,13 @@ import pytest
 from genrec.errors import GenrecError
 from genrec.evaluation import compare, evaluate, write_eval
 from genrec.evaluation.evaluate import full_histories
-from genrec.evaluation.metrics import DuplicateItemsError
+from genrec.evaluation.metrics import DuplicateItemsError, holm
 from genrec.recommenders.base import Ranked, Recommender
 from genrec.recommenders.last_item import LastItemBM25
 from genrec.recommenders.popularity import Popularity
 
 REQUIRED_KEYS = {
-    "method", "dataset", "split", "n_users", "hr@5", "ndcg@5", "hr@10", "ndcg@10", "mrr", "valid_rate",
+    "method", "dataset", "split", "n_users", "hr@5", "ndcg@5", "hr@10", "ndcg@10", "mrr@10", "mrr@20", "valid_rate",
     "coverage", "users_per_second", "ci", "hr@k", "ndcg@k", "settings",
 }
 
@@ -108,7 +108,7 @@ def test_write_eval_files(tiny_dataset, pop_result, tmp_path):
     assert REQUIRED_KEYS <= set(metrics)
     assert len(metrics["hr@k"]) == len(metrics["ndcg@k"]) == 20 and metrics["k"][0] == 1
     assert metrics["hr@10"] == pytest.approx(metrics["hr@k"][9])
-    assert set(metrics["ci"]) >= {"hr@10", "ndcg@10", "mrr", "valid_rate"}
+    assert set(metrics["ci"]) >= {"hr@10", "ndcg@10", "mrr@10", "mrr@20", "valid_rate"} and "mrr" not in metrics
     assert metrics["settings"]["exclude_seen"] is True and metrics["settings"]["ranking"] == "full catalogue"
     r = pl.read_parquet(out / "rankings.parquet")
     assert {"user_id", "target", "items", "item_ids", "titles", "scores"} <= set(r.columns)
@@ -118,6 +118,7 @@ def test_write_eval_files(tiny_dataset, pop_result, tmp_path):
     assert row["target_title"] == titles[row["target"]]
     report = (out / "report.md").read_text()
     assert "HR@10" in report and "95% CI" in report and "users: 20" in report
+    assert "| MRR@10 |" in report and "| MRR@20 |" in report
     assert (out / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -157,3 +158,57 @@ def test_compare_refuses_different_splits(tiny_dataset, pop_result, tmp_path):
         compare([tmp_path / "test", tmp_path / "valid"], tmp_path / "cmp")
     with pytest.raises(GenrecError, match="not an evaluation folder"):
         compare([tmp_path / "test", tmp_path], tmp_path / "cmp")
+
+
+def test_compare_warns_about_different_depths_and_compares_mrr_at_10(tiny_dataset, pop_result, tmp_path):
+    write_eval(pop_result, tmp_path / "pop20")
+    pop10 = evaluate(Popularity().fit(tiny_dataset), tiny_dataset, k_max=10, n_resamples=200)
+    write_eval(pop10, tmp_path / "pop10")
+    result = compare([tmp_path / "pop20", tmp_path / "pop10"], tmp_path / "cmp", n_resamples=200)
+    # the same method ranked to 20 and to 10: MRR@20 and MRR@10 differ, yet neither is "mrr"
+    rows = {m["label"]: m for m in result["methods"]}
+    assert rows["popularity (pop20)"]["k_max"] == 20 and rows["popularity (pop10)"]["k_max"] == 10
+    assert rows["popularity (pop10)"]["mrr@20"] is None and "mrr" not in rows["popularity (pop10)"]
+    assert rows["popularity (pop20)"]["mrr@10"] == rows["popularity (pop10)"]["mrr@10"]
+    assert len(result["warnings"]) == 1 and "different depths" in result["warnings"][0]
+    tests = result["paired"]["popularity (pop10)"]
+    assert set(tests) == {"hr@5", "ndcg@5", "hr@10", "ndcg@10", "mrr@10"} and result["paired_k_max"] == 10
+    assert tests["mrr@10"]["diff"] == 0.0
+    md = (tmp_path / "cmp" / "comparison.md").read_text()
+    assert "**Warning:**" in md and "mrr@20" in md
+    same = compare([tmp_path / "pop20", tmp_path / "pop20"], tmp_path / "same", n_resamples=50)
+    assert same["warnings"] == [] and "mrr@20" in same["paired"]["popularity (pop20)"]
+
+
+def test_compare_with_holm(tiny_dataset, pop_result, tmp_path):
+    write_eval(pop_result, tmp_path / "pop")
+    write_eval(evaluate(LastItemBM25().fit(tiny_dataset), tiny_dataset, n_resamples=100), tmp_path / "text")
+    write_eval(evaluate(Spy(), tiny_dataset, n_resamples=100), tmp_path / "spy")
+    result = compare([tmp_path / "pop", tmp_path / "text", tmp_path / "spy"], tmp_path / "cmp", n_resamples=100, holm=True)
+    tests = [t for by_metric in result["paired"].values() for t in by_metric.values()]
+    assert len(tests) == 2 * 6  # two methods x hr/ndcg@5, hr/ndcg@10, mrr@10, mrr@20
+    raw, adj = [t["p_value"] for t in tests], [t["p_holm"] for t in tests]
+    assert adj == pytest.approx(holm(raw)) and all(r <= a for r, a in zip(raw, adj, strict=True))
+    mc = [t["mcnemar"] for t in tests if "mcnemar" in t]
+    assert len(mc) == 4 and [t["p_holm"] for t in mc] == pytest.approx(holm([t["p_value"] for t in mc]))
+    assert result["paired_settings"]["holm"] and "p (bootstrap, Holm)" in (tmp_path / "cmp" / "comparison.md").read_text()
+    plain = compare([tmp_path / "pop", tmp_path / "text"], tmp_path / "plain", n_resamples=100)
+    assert "p_holm" not in plain["paired"]["last-item"]["hr@10"] and plain["paired_settings"]["holm"] is None
+
+
+def test_compare_reads_metrics_written_before_cut_off_names(tiny_dataset, pop_result, tmp_path):
+    for name in ("old", "new"):
+        write_eval(pop_result, tmp_path / name)
+    path = tmp_path / "old" / "metrics.json"
+    old = json.loads(path.read_text())
+    old["mrr"] = old.pop("mrr@20")
+    old.pop("mrr@10")
+    old["ci"]["mrr"] = old["ci"].pop("mrr@20")
+    old["ci"].pop("mrr@10")
+    path.write_text(json.dumps(old))
+    result = compare([tmp_path / "old", tmp_path / "new"], tmp_path / "cmp", n_resamples=50)
+    first, second = result["methods"]
+    assert first["mrr@20"] == second["mrr@20"] and first["ci"]["mrr@20"] == second["ci"]["mrr@20"]
+    # mrr@10 of the old folder comes from its rankings (without an interval)
+    assert first["mrr@10"] == pytest.approx(second["mrr@10"]) and "mrr@10" not in first["ci"]
+    assert result["warnings"] == []

@@ -13,7 +13,6 @@ from genrec.errors import GenrecError
 from genrec.evaluation.metrics import (
     DuplicateItemsError,
     bootstrap_ci,
-    bootstrap_counts,
     compute_metrics,
     coverage,
     drop_duplicates,
@@ -22,6 +21,7 @@ from genrec.evaluation.metrics import (
     per_user,
     popularity_bias,
     popularity_percentile,
+    rename_legacy_mrr,
 )
 from genrec.recommenders.base import INVALID, NO_ITEM
 
@@ -39,25 +39,51 @@ def test_hand_computed_case():
     assert m["ndcg@5"] == pytest.approx((1 + 1 / math.log2(4) + 0 + 1 / math.log2(3)) / 4)
     assert m["curves"]["hr"] == pytest.approx([1 / 4, 2 / 4, 3 / 4, 3 / 4, 3 / 4])
     assert m["curves"]["ndcg"][1] == pytest.approx((1 + 1 / math.log2(3)) / 4)
-    assert m["mrr"] == pytest.approx((1 + 1 / 3 + 0 + 1 / 2) / 4)
+    # MRR carries its cut-off: lists ranked to 5 report mrr@5, and no mrr@10
+    assert m["mrr@5"] == pytest.approx((1 + 1 / 3 + 0 + 1 / 2) / 4)
+    assert "mrr" not in m and "mrr@10" not in m
     # 7 catalogue slots, 1 INVALID; NO_ITEM slots do not count
     assert m["valid_rate"] == pytest.approx(7 / 8)
     assert m["coverage@3"] == pytest.approx(6 / 10)
     # ARP: per-user mean count of filled slots, users with no item left out
     assert m["arp@3"] == pytest.approx((17 / 3 + 2 + 4) / 3)
     assert "hr@10" not in m  # K beyond k_max is not reported
-    for name in ("hr@1", "hr@5", "ndcg@5", "mrr", "valid_rate"):
+    for name in ("hr@1", "hr@5", "ndcg@5", "mrr@5", "valid_rate"):
         lo, hi = m["ci"][name]
         assert lo <= m[name] <= hi
 
 
 def test_no_hit_and_empty_lists_score_zero():
     m = compute_metrics(np.array([[1, 2], [NO_ITEM, NO_ITEM]]), np.array([0, 0]), n_items=3, k_max=2)
-    assert m["hr@1"] == m["ndcg@1"] == m["mrr"] == 0.0
+    assert m["hr@1"] == m["ndcg@1"] == m["mrr@2"] == 0.0
     assert m["valid_rate"] == 1.0
     only_empty = compute_metrics(np.full((2, 3), NO_ITEM), np.array([0, 1]), n_items=3, k_max=3)
     assert math.isnan(only_empty["valid_rate"])  # nothing returned: undefined, not 1
     assert only_empty["coverage@10"] == 0.0
+
+
+def test_mrr_is_reported_at_10_and_at_the_list_length():
+    # targets at ranks 1, 3, 12 and absent from 20-long lists
+    items = np.tile(np.arange(20), (4, 1))
+    m = compute_metrics(items, np.array([0, 2, 11, 25]), n_items=30, k_max=20, n_resamples=50)
+    assert m["mrr@20"] == pytest.approx((1 + 1 / 3 + 1 / 12 + 0) / 4)
+    assert m["mrr@10"] == pytest.approx((1 + 1 / 3) / 4)  # rank 12 is beyond the first 10
+    assert {"mrr@10", "mrr@20"} <= set(m["ci"]) and "mrr" not in m
+    # a 10-long list has one MRR, named by its cut-off
+    ten = compute_metrics(items[:, :10], np.array([0, 2, 11, 25]), n_items=30, k_max=10, n_resamples=50)
+    assert ten["mrr@10"] == m["mrr@10"] and "mrr@20" not in ten
+
+
+def test_legacy_mrr_is_read_as_mrr_at_its_k_max():
+    old = {"mrr": 0.2, "ci": {"mrr": [0.1, 0.3], "hr@10": [0, 1]}, "settings": {"k_max": 20},
+           "cold_start": {"cold": {"n_users": 2, "mrr": 0.5, "ci": {"mrr": [0.4, 0.6]}}, "cold_items": 3}}
+    new = rename_legacy_mrr(old)
+    assert new["mrr@20"] == 0.2 and "mrr" not in new and new["ci"] == {"mrr@20": [0.1, 0.3], "hr@10": [0, 1]}
+    assert new["cold_start"]["cold"]["mrr@20"] == 0.5 and new["cold_start"]["cold"]["ci"] == {"mrr@20": [0.4, 0.6]}
+    assert old["mrr"] == 0.2  # the input is left alone
+    # k_max from the curves when settings do not say; nothing to go on: left as it is
+    assert rename_legacy_mrr({"mrr": 0.1, "k": [1, 2, 3]}) == {"mrr@3": 0.1, "k": [1, 2, 3]}
+    assert rename_legacy_mrr({"mrr": 0.1}) == {"mrr": 0.1}
 
 
 def test_all_invalid_gives_zero_valid_rate():
@@ -95,15 +121,15 @@ def test_coverage_counts_distinct_items_in_top_k():
 
 def test_bootstrap_is_seeded_and_brackets_the_mean():
     v = np.random.default_rng(1).random(200)
-    a = bootstrap_ci(v, bootstrap_counts(200, 500, seed=7))[0]
-    b = bootstrap_ci(v, bootstrap_counts(200, 500, seed=7))[0]
-    c = bootstrap_ci(v, bootstrap_counts(200, 500, seed=8))[0]
+    a = bootstrap_ci(v, 500, seed=7)[0]
+    b = bootstrap_ci(v, 500, seed=7)[0]
+    c = bootstrap_ci(v, 500, seed=8)[0]
     assert a.tolist() == b.tolist() and a.tolist() != c.tolist()
     assert a[0] < v.mean() < a[1]
     # about mean ± 1.96 standard errors
     se = v.std() / math.sqrt(200)
     assert a[1] - a[0] == pytest.approx(2 * 1.96 * se, rel=0.2)
-    assert bootstrap_ci(np.full(50, 0.3), bootstrap_counts(50, 100))[0] == pytest.approx([0.3, 0.3])
+    assert bootstrap_ci(np.full(50, 0.3), 100)[0] == pytest.approx([0.3, 0.3])
 
 
 def test_paired_comparison():
@@ -154,7 +180,9 @@ def test_metric_invariants(case):
     assert ((ndcg >= 0) & (ndcg <= hr + 1e-12)).all()  # 0 <= NDCG <= HR
     assert ndcg[0] == pytest.approx(hr[0])  # at K = 1 they coincide
     # every hit is at rank <= k, so 1/rank lies in [1/k, 1]
-    assert hr[-1] / k - 1e-12 <= m["mrr"] <= hr[-1] + 1e-12
+    assert hr[-1] / k - 1e-12 <= m[f"mrr@{k}"] <= hr[-1] + 1e-12
+    if k >= 10:  # MRR never falls as the cut-off grows
+        assert m["mrr@10"] <= m[f"mrr@{k}"] + 1e-12
     assert 0 <= m["coverage@10"] <= 1
     vr = m["valid_rate"]
     assert math.isnan(vr) or 0 <= vr <= 1

@@ -165,9 +165,10 @@ def evaluate(
         f"{method} on {s['dataset']} ({split}, {s['n_users']:,} users): "
         f"HR@10 {s['hr@10']:.4f} [{ci['hr@10'][0]:.4f}, {ci['hr@10'][1]:.4f}]  "
         f"NDCG@10 {s['ndcg@10']:.4f} [{ci['ndcg@10'][0]:.4f}, {ci['ndcg@10'][1]:.4f}]  "
-        f"MRR {s['mrr']:.4f}  coverage@10 {s['coverage']:.4f}  {s['users_per_second']:,.1f} users/s"
+        + "  ".join(f"{key.upper()} {s[key]:.4f}" for key in sorted((k for k in s if k.startswith("mrr@")), key=lambda k: int(k[4:])))
+        + f"  coverage@10 {s['coverage']:.4f}  {s['users_per_second']:,.1f} users/s"
         if k_max >= 10
-        else f"{method}: MRR {s['mrr']:.4f}",
+        else f"{method}: MRR@{k_max} {s[f'mrr@{k_max}']:.4f}",
         highlight=False,
     )
     if cold_start:
@@ -192,13 +193,19 @@ def compare(
     overwrite: Annotated[bool, typer.Option(help="replace the comparison in --out (atomically)")] = False,
     resamples: Annotated[int, typer.Option(help="paired bootstrap resamples")] = 1000,
     seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
+    holm: Annotated[bool, typer.Option("--holm", help="add Holm-Bonferroni adjusted p-values over all the paired tests")] = False,
 ) -> None:
-    """Compare evaluations of the same dataset and split: a table, one plot, paired tests against the first."""
+    """Compare evaluations of the same dataset and split: a table, one plot, paired tests against the first.
+
+    Warns when the evaluations ranked to different depths (--k-max): MRR is then compared at 10.
+    """
     from ..evaluation import compare as run_compare
 
     try:
-        result = run_compare(eval_dirs, out_dir, n_resamples=resamples, seed=seed, overwrite=overwrite)
+        result = run_compare(eval_dirs, out_dir, n_resamples=resamples, seed=seed, overwrite=overwrite, holm=holm)
     except GenrecError as e:
         fail(e)
+    for warning in result["warnings"]:
+        console.print(Text.assemble(("warning: ", "yellow"), warning), highlight=False, soft_wrap=True)
     out.print((out_dir / "comparison.md").read_text(encoding="utf-8"), highlight=False, markup=False)
     console.print(f"[green]wrote[/] {out_dir} ({len(result['methods'])} methods, {result['paired_users']:,} paired users)")

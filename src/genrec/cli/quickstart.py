@@ -67,14 +67,14 @@ def quickstart(
     n_test = result["users"]["test_users"]
     subset = "all" if users == n_test else f"a seeded subset of {n_test:,}"
     table = Table(title=f"ml-latest-small, {users} test users ({subset}), full-catalogue ranking, seen items excluded")
-    for col in ("method", "HR@10 [95% CI]", "NDCG@10 [95% CI]", "HR@5", "MRR", "valid", "users/s"):
+    for col in ("method", "HR@10 [95% CI]", "NDCG@10 [95% CI]", "HR@5", "MRR@10", "valid", "users/s"):
         table.add_column(col)
     for m in result["methods"]:
         ci = m["ci"]
         table.add_row(
             m["label"], f"{m['hr@10']:.3f} [{ci['hr@10'][0]:.3f}, {ci['hr@10'][1]:.3f}]",
             f"{m['ndcg@10']:.3f} [{ci['ndcg@10'][0]:.3f}, {ci['ndcg@10'][1]:.3f}]", f"{m['hr@5']:.3f}",
-            f"{m['mrr']:.3f}", f"{m['valid_rate']:.0%}", f"{m['users_per_second']:.1f}",
+            f"{m['mrr@10']:.3f}", f"{m['valid_rate']:.0%}", f"{m['users_per_second']:.1f}",
         )
     out.print(table)
     g = result["genrec_training"]

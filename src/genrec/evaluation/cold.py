@@ -22,10 +22,10 @@ import polars as pl
 
 from .._io import read_json
 from ..errors import GenrecError
-from .metrics import REPORTED_K, compute_metrics
+from .metrics import MRR_K, REPORTED_K, compute_metrics
 
-#: metrics reported per group
-KEYS = tuple(f"{m}@{k}" for k in REPORTED_K for m in ("hr", "ndcg")) + ("mrr",)
+#: metrics reported per group (MRR at 10 and at the list length; see ``metrics.mrr_cutoffs``)
+KEYS = tuple(f"{m}@{k}" for k in REPORTED_K for m in ("hr", "ndcg")) + tuple(f"mrr@{k}" for k in sorted({MRR_K, *REPORTED_K}))
 
 
 def cold_items(dataset) -> np.ndarray:
@@ -62,8 +62,9 @@ def cold_start_metrics(items: np.ndarray, targets: np.ndarray, dataset, k_max: i
         if n:
             m = compute_metrics(items[sel], targets[sel], n_items, k_max=k_max, coverage_k=min(10, k_max),
                                 n_resamples=n_resamples, seed=seed)
-            group.update({k: m[k] for k in KEYS if k in m})
-            group["ci"] = {k: m["ci"][k] for k in KEYS if k in m["ci"]}
+            keys = [*(k for k in KEYS if k in m), *(k for k in m if k.startswith("mrr@") and k not in KEYS)]
+            group.update({k: m[k] for k in keys})
+            group["ci"] = {k: m["ci"][k] for k in keys if k in m["ci"]}
         out[name] = group
     return out
 

@@ -8,7 +8,9 @@ Item Recommendation"):
 - ``HR@K``: 1 if the target is among the first K slots, else 0.
 - ``NDCG@K``: ``1 / log2(rank + 1)`` for the target's 1-based rank ≤ K, else 0 (the ideal
   DCG of one relevant item is 1).
-- ``MRR``: ``1 / rank`` over the returned list; 0 when the target is absent.
+- ``MRR@K``: ``1 / rank`` for the target's rank ≤ K, else 0. Reported at K = 10 and at
+  K = k_max (the list length ranked): ``mrr@10`` compares methods ranked to different
+  depths, ``mrr@20`` of a 20-long list does not compare with ``mrr@10`` of a 10-long one.
 - ``valid_rate``: share of filled slots that hold a catalogue item: slots ``>= 0`` over
   slots ``>= 0`` plus ``INVALID``; ``NO_ITEM`` slots are not counted (pooled over users).
 - ``coverage@K``: distinct items in all top-K lists / catalogue size.
@@ -26,7 +28,8 @@ Confidence intervals are percentile bootstraps over users (Efron & Tibshirani 19
 resamples are drawn as multinomial counts so every metric shares the same resamples.
 :func:`paired_comparison` is a paired bootstrap of the per-user difference with a
 two-sided p-value from the null-centred bootstrap distribution, plus an exact McNemar
-test for hit metrics.
+test for hit metrics; :func:`holm` corrects several of them. The statistics live in
+:mod:`genrec.evaluation._stats` (chunked, so they scale to millions of users).
 """
 
 from __future__ import annotations
@@ -35,14 +38,26 @@ import math
 
 import numpy as np
 
-from ..errors import GenrecError
-
 # the per-user kernels live on the ground floor (validation during training and SASRec's
 # early stopping use them too); they are re-exported here for the callers of this module
 from ..ranking import INVALID, NO_ITEM, DuplicateItemsError, PerUser, check_lists, drop_duplicates, per_user  # noqa: F401
 
+# the statistics are re-exported here for the callers of this module
+from ._stats import (  # noqa: F401
+    bootstrap_ci,
+    holm,
+    mcnemar_exact,
+    paired_comparison,
+    paired_comparisons,
+    percentile_ci,
+    ratio_ci,
+    resampled_sums,
+)
+
 #: the cut-offs written as top-level metrics (every K up to k_max goes in the curves)
 REPORTED_K = (1, 5, 10, 20)
+#: MRR's common cut-off: ``mrr@10`` compares methods that ranked to different depths
+MRR_K = 10
 
 
 def valid_rate(pu: PerUser) -> float:
@@ -83,38 +98,6 @@ def popularity_bias(items: np.ndarray, counts: np.ndarray, k: int = 10) -> dict[
     return out
 
 
-def bootstrap_counts(n: int, n_resamples: int = 1000, seed: int = 0) -> np.ndarray:
-    """(n_resamples, n) multinomial counts: how often each user is drawn in each resample."""
-    rng = np.random.default_rng(seed)
-    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_resamples).astype(np.float64) if n else np.zeros((n_resamples, 0))
-
-
-def bootstrap_ci(values: np.ndarray, counts: np.ndarray, level: float = 0.95) -> np.ndarray:
-    """Percentile intervals for the mean of each column of `values` (n,) or (n, m) → (m, 2)."""
-    v = np.asarray(values, dtype=np.float64)
-    v = v[:, None] if v.ndim == 1 else v
-    n = v.shape[0]
-    if n == 0:
-        return np.full((v.shape[1], 2), np.nan)
-    means = counts @ v / n
-    alpha = (1.0 - level) / 2.0
-    return np.quantile(means, [alpha, 1.0 - alpha], axis=0).T
-
-
-def ratio_ci(num: np.ndarray, den: np.ndarray, counts: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """Percentile interval of a pooled ratio sum(num)/sum(den) under resampling users."""
-    n_s = counts @ np.asarray(num, dtype=np.float64)
-    d_s = counts @ np.asarray(den, dtype=np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = n_s / d_s
-    r = r[np.isfinite(r)]
-    if not len(r):
-        return (float("nan"), float("nan"))
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(r, [alpha, 1.0 - alpha])
-    return (float(lo), float(hi))
-
-
 def compute_metrics(
     items: np.ndarray,
     targets: np.ndarray,
@@ -129,7 +112,7 @@ def compute_metrics(
     """Every metric for one method's ranked lists (items: (n_users, k) indices/markers).
 
     Returns a dict with the scalar metrics (``hr@K``/``ndcg@K`` for K in
-    :data:`REPORTED_K` up to k_max, ``mrr``, ``valid_rate``, ``coverage@K``, ``arp@K``,
+    :data:`REPORTED_K` up to k_max, ``mrr@10`` and ``mrr@<k_max>`` (:func:`mrr_cutoffs`), ``valid_rate``, ``coverage@K``, ``arp@K``,
     ``pop_percentile@K``), ``curves`` (``hr``/``ndcg`` lists for K = 1..k_max) and ``ci``
     (metric → [lo, hi]). Lists shorter than k_max count as misses beyond their end.
     """
@@ -138,7 +121,8 @@ def compute_metrics(
         items = np.pad(items, ((0, 0), (0, k_max - items.shape[1])), constant_values=NO_ITEM)
     pu = per_user(items, targets, n_items)
     n = len(pu)
-    hits, ndcgs, rr = pu.hits(k_max), pu.ndcgs(k_max), pu.reciprocal_rank()
+    hits, ndcgs = pu.hits(k_max), pu.ndcgs(k_max)
+    rrs = {f"mrr@{k}": reciprocal_ranks(pu, k) for k in mrr_cutoffs(k_max)}
     out: dict = {"n_users": n}
     mean = (lambda a: a.mean(axis=0)) if n else (lambda a: np.full(a.shape[1:], np.nan))
     hr_curve, ndcg_curve = mean(hits), mean(ndcgs)
@@ -146,74 +130,69 @@ def compute_metrics(
         if k <= k_max:
             out[f"hr@{k}"] = float(hr_curve[k - 1])
             out[f"ndcg@{k}"] = float(ndcg_curve[k - 1])
-    out["mrr"] = float(rr.mean()) if n else float("nan")
+    for name, rr in rrs.items():
+        out[name] = float(rr.mean()) if n else float("nan")
     out["valid_rate"] = valid_rate(pu)
     out[f"coverage@{coverage_k}"] = coverage(items, n_items, coverage_k)
     if popularity is not None:
         out.update(popularity_bias(items, popularity, coverage_k))
     out["curves"] = {"k": list(range(1, k_max + 1)), "hr": hr_curve.tolist(), "ndcg": ndcg_curve.tolist()}
 
-    counts = bootstrap_counts(n, n_resamples, seed)
     cols, names = [], []
     for k in REPORTED_K:
         if k <= k_max:
             cols += [hits[:, k - 1], ndcgs[:, k - 1]]
             names += [f"hr@{k}", f"ndcg@{k}"]
-    cols.append(rr)
-    names.append("mrr")
-    ci = bootstrap_ci(np.stack(cols, axis=1), counts, level) if n else np.full((len(cols), 2), np.nan)
-    out["ci"] = {name: [float(lo), float(hi)] for name, (lo, hi) in zip(names, ci, strict=True)}
-    out["ci"]["valid_rate"] = list(ratio_ci(pu.n_valid, pu.n_valid + pu.n_invalid, counts, level)) if n else [math.nan] * 2
+    cols += list(rrs.values())
+    names += list(rrs)
+    out["ci"] = {name: [math.nan, math.nan] for name in [*names, "valid_rate"]}
+    if n:
+        # one pass over the resamples for every metric and both sides of the valid rate
+        sums = resampled_sums(np.stack([*cols, pu.n_valid, pu.n_valid + pu.n_invalid], axis=1), n_resamples, seed)
+        ci = percentile_ci(sums[:, : len(cols)] / n, level)
+        out["ci"] = {name: [float(lo), float(hi)] for name, (lo, hi) in zip(names, ci, strict=True)}
+        out["ci"]["valid_rate"] = list(ratio_ci(sums[:, -2], sums[:, -1], level))
     out["ci_settings"] = {"method": "percentile bootstrap over users", "level": level, "resamples": n_resamples, "seed": seed}
     return out
 
 
-def mcnemar_exact(a_hit: np.ndarray, b_hit: np.ndarray) -> dict:
-    """Exact two-sided McNemar (binomial sign test on discordant users)."""
-    a = np.asarray(a_hit, dtype=bool)
-    b = np.asarray(b_hit, dtype=bool)
-    only_a = int((a & ~b).sum())
-    only_b = int((~a & b).sum())
-    m = only_a + only_b
-    if m == 0:
-        p = 1.0
-    else:
-        tail = sum(math.comb(m, i) for i in range(min(only_a, only_b) + 1))
-        p = min(1.0, 2 * tail / 2**m)
-    return {"only_first": only_a, "only_second": only_b, "p_value": p}
+def mrr_cutoffs(k_max: int) -> list[int]:
+    """The cut-offs MRR is reported at: :data:`MRR_K` (when the lists reach it) and k_max."""
+    return sorted({MRR_K, k_max}) if k_max >= MRR_K else [k_max]
 
 
-def paired_comparison(
-    first: np.ndarray,
-    second: np.ndarray,
-    n_resamples: int = 1000,
-    seed: int = 0,
-    level: float = 0.95,
-    binary: bool = False,
-) -> dict:
-    """Compare per-user values of two methods on the same users (second minus first).
+def reciprocal_ranks(pu: PerUser, k: int) -> np.ndarray:
+    """(n,) per-user reciprocal rank of the target within the first `k` slots, 0 beyond."""
+    return np.where((pu.rank >= 1) & (pu.rank <= k), 1.0 / np.maximum(pu.rank, 1), 0.0)
 
-    ``diff`` is the mean difference, ``ci`` its percentile paired-bootstrap interval and
-    ``p_value`` the two-sided bootstrap p-value (share of null-centred resampled
-    differences at least as far from 0 as the observed one, with the +1 correction).
-    With ``binary=True`` (hit metrics) the exact McNemar test is added.
+
+def k_max_of(summary: dict) -> int | None:
+    """The list length an evaluation ranked to, from its ``metrics.json`` (None if unrecorded)."""
+    k = (summary.get("settings") or {}).get("k_max")
+    if k is None and summary.get("k"):
+        k = len(summary["k"])  # the curves run K = 1..k_max
+    return int(k) if k is not None else None
+
+
+def rename_legacy_mrr(summary: dict) -> dict:
+    """A copy of a ``metrics.json`` summary with plain ``mrr`` (before cut-off names) as ``mrr@<k_max>``.
+
+    Before issue 14, ``mrr`` was the reciprocal rank over the whole list, so its cut-off
+    is the k_max the evaluation recorded (also for its cold-start groups); without one
+    the key is left as it is.
     """
-    a = np.asarray(first, dtype=np.float64)
-    b = np.asarray(second, dtype=np.float64)
-    if a.shape != b.shape or a.ndim != 1:
-        raise GenrecError(f"paired values must be equal-length 1-D arrays, got {a.shape} and {b.shape}")
-    n = len(a)
-    d = b - a
-    if n == 0:
-        return {"diff": float("nan"), "ci": [float("nan")] * 2, "p_value": float("nan"), "n_users": 0}
-    obs = float(d.mean())
-    counts = bootstrap_counts(n, n_resamples, seed)
-    boot = counts @ d / n
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(boot, [alpha, 1.0 - alpha])
-    extreme = np.abs(boot - obs) >= abs(obs) - 1e-12
-    p = float((1 + extreme.sum()) / (n_resamples + 1))
-    out = {"diff": obs, "ci": [float(lo), float(hi)], "p_value": min(1.0, p), "n_users": n}
-    if binary:
-        out["mcnemar"] = mcnemar_exact(a > 0, b > 0)
+    k = k_max_of(summary)
+    if k is None:
+        return summary
+
+    def rename(d: dict) -> dict:
+        name = f"mrr@{k}"
+        d = {(name if key == "mrr" else key): v for key, v in d.items() if not (key == "mrr" and name in d)}
+        if isinstance(d.get("ci"), dict):
+            d["ci"] = rename(d["ci"])
+        return d
+
+    out = rename(summary)
+    if isinstance(out.get("cold_start"), dict):
+        out = {**out, "cold_start": {g: rename(v) if isinstance(v, dict) else v for g, v in out["cold_start"].items()}}
     return out
