@@ -325,3 +325,88 @@ def test_an_assisted_default_switches_cleanly_to_exact(tiny_run):
     assert ids_of(rec.recommend([HEAT], k=5, decode="exact")) == ids_of(plain.recommend([HEAT], k=5))
     with pytest.raises(GenrecError, match="no assistant is"):
         Recommender.load(tiny_run, persist=False, assist_weight=0.5)
+
+
+# ---------------------------------------------------------------------- given candidates
+
+CANDIDATES = ["Speed (1994)", "i00", "night river ii (1991)", "i07", "Casino (1995)"]
+
+
+def test_score_gives_each_candidate_its_model_score_in_order(recommender):
+    from genrec.decoding import score_items
+
+    history = [HEAT, FARGO]
+    scored = recommender.score(history, CANDIDATES)
+    idx = [index(recommender, c) for c in CANDIDATES]
+    assert ids_of(scored) == [recommender.catalogue.item_ids[i] for i in idx] and scored.unknown == []
+    g = recommender.model
+    brute = score_items(g.model, g.codec, g.prompt_ids([index(recommender, h) for h in history]), idx)
+    np.testing.assert_allclose([r.score for r in scored], brute, rtol=1e-6)
+
+
+def test_recommend_with_candidates_sorts_them_by_score(recommender):
+    history = [HEAT, "Casino (1995)"]  # one candidate is in the history: excluded
+    scored = {r.item_id: r.score for r in recommender.score(history, CANDIDATES)}
+    result = recommender.recommend(history, k=3, candidates=CANDIDATES)
+    expected = sorted((i for i in scored if i != recommender.catalogue.item_ids[index(recommender, CASINO)]),
+                      key=lambda i: -scored[i])[:3]
+    assert ids_of(result) == expected and [r.score for r in result] == pytest.approx([scored[i] for i in expected])
+    assert result.shortfall is None
+    # fewer candidates than k: a short list that says why
+    short = recommender.recommend(history, k=8, candidates=CANDIDATES)
+    assert len(short) == 4 and "candidates hold 4 distinct items outside the history" in short.shortfall
+    assert len(recommender.recommend(history, k=8, candidates=CANDIDATES, exclude_seen=False)) == 5
+
+
+def test_candidates_lift_the_beam_width_limit(recommender):
+    every = recommender.dataset.catalogue.item_ids
+    result = recommender.recommend([HEAT], k=20, candidates=every)  # beams=10
+    exact = recommender.recommend([HEAT], k=20, decode="exact")
+    assert ids_of(result) == ids_of(exact)
+    np.testing.assert_allclose([r.score for r in result], [r.score for r in exact], atol=1e-4)
+
+
+def test_recommend_many_takes_candidates_per_history(recommender):
+    histories = [[HEAT], [FARGO, CASINO]]
+    per = [["i00", "i01"], ["i02", "Speed (1994)", "i09"]]
+    many = recommender.recommend_many(histories, k=2, candidates=per)
+    for h, c, got in zip(histories, per, many, strict=True):
+        assert ids_of(got) == ids_of(recommender.recommend(h, k=2, candidates=c))
+    shared = recommender.recommend_many(histories, k=2, candidates=per[1])
+    assert ids_of(shared[1]) == ids_of(many[1])
+    with pytest.raises(GenrecError, match="2 candidate lists for 3 histories"):
+        recommender.recommend_many([*histories, [HEAT]], k=2, candidates=per)
+
+
+def test_unknown_candidates_are_reported_with_close_matches(recommender):
+    for on_unknown in ("error", "skip"):  # skipping a candidate would change the list being ranked
+        with pytest.raises(UnknownItemError) as e:
+            recommender.recommend([HEAT], k=2, candidates=["Fargo (1996)", "Speeed"], on_unknown=on_unknown)
+        assert e.value.unknown == ["Speeed"] and e.value.suggestions["Speeed"] == ["Speed (1994)"]
+    with pytest.raises(UnknownItemError):
+        recommender.score([HEAT], ["i00", "nope"])
+
+
+@pytest.mark.parametrize(
+    ("candidates", "message"),
+    [([], "candidate list is empty"), ("Heat (1995)", "must be a list"), ([HEAT, 2.5], "not a title or item id")],
+)
+def test_bad_candidate_lists_are_refused_clearly(recommender, candidates, message):
+    for call in (lambda: recommender.recommend([FARGO], k=2, candidates=candidates),
+                 lambda: recommender.score([FARGO], candidates)):
+        with pytest.raises(GenrecError, match=message) as e:
+            call()
+        assert e.value.fix
+
+
+def test_removed_items_cannot_be_candidates(tiny_run):
+    from genrec import Recommender
+
+    rec = Recommender.load(tiny_run, persist=False)
+    rec.remove_items(["i21"])
+    with pytest.raises(GenrecError, match=r"candidates \['i21'\] were removed") as e:
+        rec.recommend([HEAT], k=2, candidates=["i00", "i21"])
+    assert "leave removed items out" in e.value.fix
+    with pytest.raises(GenrecError, match="removed"):
+        rec.score([HEAT], ["Speed (1994)"])  # i21's title
+    assert ids_of(rec.score(["i21"], ["i00"])) == ["i00"]  # still fine as history

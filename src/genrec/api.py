@@ -17,6 +17,14 @@ raises :class:`~genrec.errors.UnknownItemError` naming every unknown entry with 
 titles; ``on_unknown="skip"`` recommends from the known entries and reports the rest in
 the result's ``unknown`` (a history with no known entry still raises).
 
+Given candidates (re-ranking, as LlamaRec does), ``recommend(history, k, candidates=[...])``
+ranks only those items and ``score(history, candidates)`` returns each one's score in the
+order given; candidates are titles or item ids looked up as history entries are, but an
+unknown one always raises ``UnknownItemError`` (skipping it would silently change the
+list being ranked), a removed item is refused, and an empty list is an error (``None``,
+not ``[]``, ranks the whole catalogue). Candidates are scored, not searched for, so the
+beam width does not limit k (:mod:`genrec.recommenders.genrec` says how they are scored).
+
 The catalogue may change after training (``add_items`` / ``remove_items``): a new title
 is recommendable at once. Changes are written to ``RUN_DIR/catalogue_changes.json``
 (see :mod:`genrec.data.live_catalogue`) before they take effect in memory, so a failed
@@ -44,10 +52,12 @@ from .decoding.config import Mode as DecodeMode
 from .errors import GenrecError, UnknownItemError
 from .ranking import INVALID
 
-__all__ = ["MODES", "CatalogueItem", "DecodeMode", "DecodingConfig", "DuplicateItemError", "RecommendedItem",
+__all__ = ["MODES", "CandidateEntries", "CatalogueItem", "DecodeMode", "DecodingConfig", "DuplicateItemError", "RecommendedItem",
            "Recommendations", "Recommender", "Resolved"]
 
 OnUnknown = Literal["error", "skip"]
+#: candidate titles or item ids: one list (for every history) or, in ``recommend_many``, one list per history
+CandidateEntries = Sequence[str | int]
 #: longest item id accepted by add_items
 MAX_ID_LENGTH = 256
 #: longest title accepted by add_items (characters, after cleaning)
@@ -234,7 +244,8 @@ class Recommender:
 
     def recommend(self, history: Sequence[str | int], k: int = 10, decode: DecodeMode | None = None,
                   exclude_seen: bool = True, on_unknown: OnUnknown = "error",
-                  decoding: DecodingConfig | None = None) -> Recommendations:
+                  decoding: DecodingConfig | None = None,
+                  candidates: CandidateEntries | None = None) -> Recommendations:
         """The top-`k` items for one history (titles or item ids, oldest first).
 
         ``decode`` switches the mode for this call (beam, exact, free; the assistant is
@@ -245,26 +256,58 @@ class Recommender:
         ``shortfall`` then says which. Errors: empty history, unknown entries (see the
         module doc), k outside 1..catalogue size or above the beam width (beam and free
         decoding).
+
+        ``candidates`` (titles or item ids): rank only these items, the top `k` of them by
+        :meth:`score` (fewer when fewer are left after excluding the history; ``shortfall``
+        says so); the beam width does not limit k then.
         """
-        return self.recommend_many([history], k, decode, exclude_seen, on_unknown, decoding)[0]
+        return self.recommend_many([history], k, decode, exclude_seen, on_unknown, decoding, candidates)[0]
 
     def recommend_many(self, histories: Sequence[Sequence[str | int]], k: int = 10, decode: DecodeMode | None = None,
                        exclude_seen: bool = True, on_unknown: OnUnknown = "error",
-                       decoding: DecodingConfig | None = None) -> list[Recommendations]:
-        """:meth:`recommend` for many histories in one decoding call (faster than one by one)."""
-        decoding = self.check_request(k, decode, decoding)
+                       decoding: DecodingConfig | None = None,
+                       candidates: CandidateEntries | Sequence[CandidateEntries] | None = None) -> list[Recommendations]:
+        """:meth:`recommend` for many histories in one decoding call (faster than one by one);
+        ``candidates`` is one list for every history or one list per history."""
+        decoding = self.check_request(k, decode, decoding, candidates=candidates is not None)
         resolved = self.resolve_many(histories, on_unknown)
-        ranked = self.rank([r.indices for r in resolved], k, decoding, exclude_seen)
+        cands = None if candidates is None else self._candidates_per_history(candidates, len(histories))
+        ranked = self.rank([r.indices for r in resolved], k, decoding, exclude_seen, candidates=cands)
         return [Recommendations(items, r.unknown) for items, r in zip(ranked, resolved, strict=True)]
 
-    def check_request(self, k: int, decode: DecodeMode | None = None, decoding: DecodingConfig | None = None) -> DecodingConfig:
-        """Validate k against the decoding settings of a request (the loaded ones, another
-        ``decoding``, and/or another ``decode`` mode); returns the settings to use."""
+    def score(self, history: Sequence[str | int], candidates: CandidateEntries, decode: DecodeMode | None = None,
+              on_unknown: OnUnknown = "error", decoding: DecodingConfig | None = None) -> Recommendations:
+        """Each candidate's score after `history` (both titles or item ids), in the order
+        given, higher better: the ranking ``recommend(..., candidates=)`` sorts by (seen
+        items are scored too). Errors: those of :meth:`recommend`, an unknown candidate
+        (``UnknownItemError`` with close titles, whatever ``on_unknown``), a removed one,
+        an empty list.
+        """
+        decoding = self.decoding_for(decode, decoding)
+        resolved = self.resolve(history, on_unknown)
+        cands = self.resolve_candidates(candidates)
+        result = self.score_indices([resolved.indices], [cands], decoding)[0]
+        result.unknown = resolved.unknown
+        return result
+
+    def decoding_for(self, decode: DecodeMode | None = None, decoding: DecodingConfig | None = None) -> DecodingConfig:
+        """The settings of a request: `decoding` (default: the loaded ones) in mode `decode`."""
         decoding = decoding or self.decoding
         if decode is not None and decode != decoding.mode:
             decoding = decoding.with_mode(decode)
+        return decoding
+
+    def check_request(self, k: int, decode: DecodeMode | None = None, decoding: DecodingConfig | None = None,
+                      candidates: bool = False) -> DecodingConfig:
+        """Validate k against the decoding settings of a request (the loaded ones, another
+        ``decoding``, and/or another ``decode`` mode); returns the settings to use. With
+        ``candidates`` k is only checked to be positive: candidates are scored, not searched
+        for, and fewer than k of them is a short list, not an error."""
+        decoding = self.decoding_for(decode, decoding)
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise GenrecError(f"k must be a positive integer, got {k!r}", "ask for 1 or more items, e.g. k=10")
+        if candidates:
+            return decoding
         n = len(self)
         if k > n:
             raise GenrecError(f"k={k} is larger than the catalogue ({n} items)", f"ask for at most {n} items")
@@ -308,20 +351,73 @@ class Recommender:
             raise UnknownItemError(unknown, {u: self.catalogue.suggest(u) for u in unknown})
         return out
 
+    def resolve_candidates(self, candidates: CandidateEntries) -> list[int]:
+        """Catalogue indices of candidate titles or item ids, in order (looked up as history
+        entries are). Unknown entries raise UnknownItemError with close titles, removed
+        items and an empty list a GenrecError."""
+        if isinstance(candidates, str | bytes) or not isinstance(candidates, Sequence):
+            raise GenrecError(f"candidates must be a list of titles or item ids, got {type(candidates).__name__} "
+                              f"{str(candidates)[:60]!r}", "wrap a single title in a list: ['Heat (1995)']")
+        if not candidates:
+            raise GenrecError("the candidate list is empty",
+                              "give at least one title or item id to rank, or no candidates (None) to rank the whole catalogue")
+        indices, unknown, removed = [], [], []
+        with self._map_lock:
+            for entry in candidates:
+                if isinstance(entry, bool) or not isinstance(entry, str | int):
+                    raise GenrecError(f"the candidates hold {entry!r}, not a title or item id", "use strings (titles or ids)")
+                i = self.catalogue.lookup(str(entry))
+                if i is None:
+                    unknown.append(str(entry))
+                elif not self.catalogue.is_live(i):
+                    removed.append(str(entry))
+                else:
+                    indices.append(i)
+        if unknown:
+            unknown = list(dict.fromkeys(unknown))
+            raise UnknownItemError(unknown, {u: self.catalogue.suggest(u) for u in unknown})
+        if removed:
+            raise GenrecError(f"candidates {removed[:5]} were removed from the catalogue",
+                              "leave removed items out of the candidates: they may no longer be recommended")
+        return indices
+
+    def _candidates_per_history(self, candidates, n_histories: int) -> list[list[int]]:
+        """One flat list for every history, or one list per history, as catalogue indices."""
+        if isinstance(candidates, Sequence) and not isinstance(candidates, str | bytes) and candidates and all(
+                isinstance(c, Sequence) and not isinstance(c, str | bytes) for c in candidates):
+            if len(candidates) != n_histories:
+                raise GenrecError(f"{len(candidates)} candidate lists for {n_histories} histories",
+                                  "give one candidate list per history, or one flat list for all of them")
+            return [self.resolve_candidates(c) for c in candidates]
+        return [self.resolve_candidates(candidates)] * n_histories
+
+    def score_indices(self, histories: Sequence[Sequence[int]], candidates: Sequence[Sequence[int]],
+                      decoding: DecodingConfig | None = None) -> list[Recommendations]:
+        """:meth:`score` for histories and candidate lists already given as catalogue indices."""
+        decoding = decoding or self.decoding
+        with self._model_lock:  # the catalogue (and the codec scoring reads) must not change meanwhile
+            scores = self._rec.score([list(h) for h in histories], [list(c) for c in candidates], decoding=decoding)
+        cat = self.catalogue
+        return [Recommendations(RecommendedItem(cat.item_ids[i], cat.titles[i], float(s))
+                                for i, s in zip(cands, row.tolist(), strict=False))
+                for cands, row in zip(candidates, scores, strict=True)]
+
     def rank(self, histories: Sequence[Sequence[int]], k: int, decoding: DecodingConfig | DecodeMode | None = None,
-             exclude_seen: bool = True) -> list[Recommendations]:
+             exclude_seen: bool = True, candidates: Sequence[Sequence[int]] | None = None) -> list[Recommendations]:
         """Top-k for histories already given as catalogue indices (see :meth:`resolve`),
-        with `decoding` (a config, a mode, or the loaded one); a list shorter than k
-        carries the reason in ``shortfall``."""
+        with `decoding` (a config, a mode, or the loaded one), among `candidates` (catalogue
+        indices per history, see :meth:`resolve_candidates`) if given; a list shorter than
+        k carries the reason in ``shortfall``."""
         if decoding is None or isinstance(decoding, str):
-            decoding = self.check_request(k, decoding)
+            decoding = self.check_request(k, decoding, candidates=candidates is not None)
         rec = self._rec
         mode = decoding.mode
         with self._model_lock:
             # GenRec.recommend holds the one path from history to ranked items (prompt,
-            # exclusion, removed-item filtering, one decoder per config)
-            ranked = rec.recommend([list(h) for h in histories], k=k, exclude_seen=exclude_seen, decoding=decoding)
-            exhausted = list(rec.last_stats.get("exhausted") or []) if mode == "exact" else []
+            # exclusion, removed-item filtering, one decoder per config, candidate scoring)
+            ranked = rec.recommend([list(h) for h in histories], k=k, exclude_seen=exclude_seen, decoding=decoding,
+                                   candidates=None if candidates is None else [list(c) for c in candidates])
+            exhausted = list(rec.last_stats.get("exhausted") or []) if mode == "exact" and candidates is None else []
         cat = self.catalogue
         out = []
         for u, (row_items, row_scores) in enumerate(zip(ranked.items, ranked.scores, strict=True)):
@@ -337,7 +433,10 @@ class Recommender:
                     continue
                 seen.add(i)
                 row.append(RecommendedItem(cat.item_ids[i], cat.titles[i], float(s)))
-            if len(row) < k:
+            if len(row) < k and candidates is not None:
+                row.shortfall = (f"only {len(row)} of {k} items: the candidates hold {len(row)} distinct items"
+                                 + (" outside the history (exclude_seen=False keeps seen ones)" if exclude_seen else ""))
+            elif len(row) < k:
                 row.shortfall = _shortfall(
                     mode, k, len(row), invalid=int((row_items == INVALID).sum()), removed=removed + repeated,
                     exhausted=u < len(exhausted) and exhausted[u], max_expansions=decoding.max_expansions,

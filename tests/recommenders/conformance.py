@@ -136,3 +136,90 @@ class RecommenderTests:
     def test_unfitted_is_a_clear_error(self):
         with pytest.raises(GenrecError, match="fit"):
             self.make().recommend([[0]], k=3)
+
+    # -- given candidates (LensKit's score(query, items) and recommend(..., candidates=)) ------
+
+    @staticmethod
+    def some_candidates(n_items: int, seed: int, size: int = 12) -> list[int]:
+        return np.random.default_rng(seed).choice(n_items, size=size, replace=False).tolist()
+
+    def test_score_is_finite_for_every_candidate(self, fitted, histories, tiny_dataset):
+        n_items = len(tiny_dataset.catalogue)
+        shared = self.some_candidates(n_items, 0)
+        scores = fitted.score(histories[:4], shared)
+        assert scores.shape == (4, len(shared)) and scores.dtype == np.float64
+        assert np.isfinite(scores).all()
+        # one list per history, of different lengths: each row padded with NaN past its list
+        ragged = [[0, 1, 2], [5], []]
+        scores = fitted.score(histories[:3], ragged)
+        assert scores.shape == (3, 3)
+        for row, cands in zip(scores, ragged, strict=True):
+            assert np.isfinite(row[: len(cands)]).all() and np.isnan(row[len(cands):]).all()
+
+    def test_score_does_not_depend_on_the_other_candidates(self, fitted, histories, tiny_dataset):
+        n_items = len(tiny_dataset.catalogue)
+        hist = histories[:3]
+        every = fitted.score(hist)  # None: the whole catalogue, column i is item i
+        assert every.shape == (3, n_items)
+        cands = self.some_candidates(n_items, 1)
+        np.testing.assert_allclose(fitted.score(hist, cands), every[:, cands], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(fitted.score(hist, cands[::-1])[:, ::-1], every[:, cands], rtol=1e-5, atol=1e-5)
+
+    def test_recommend_with_candidates_sorts_them_by_score(self, fitted, histories, tiny_dataset):
+        # brute force: the list is the unseen candidates sorted by score (ties in any order)
+        n_items = len(tiny_dataset.catalogue)
+        for u, hist in enumerate(histories[:5]):
+            cands = self.some_candidates(n_items, 10 + u, size=14) + [int(hist[-1])]  # one seen item among them
+            for k in (3, 30):
+                ranked = fitted.recommend([hist], k=k, candidates=cands)
+                assert ranked.items.shape == (1, k)
+                row, row_scores = ranked.items[0], ranked.scores[0]
+                eligible = sorted(set(cands) - set(hist.tolist()))
+                real = row[row >= 0]
+                assert len(real) == min(k, len(eligible)) and len(set(real.tolist())) == len(real)
+                assert set(real.tolist()) <= set(eligible)
+                assert (row[len(real):] == NO_ITEM).all() and np.isneginf(row_scores[len(real):]).all()
+                by_score = dict(zip(eligible, fitted.score([hist], eligible)[0].tolist(), strict=True))
+                np.testing.assert_allclose(row_scores[: len(real)], [by_score[i] for i in real.tolist()], rtol=1e-5, atol=1e-5)
+                assert (np.diff(row_scores[: len(real)]) <= 1e-6).all()
+                left_out = [by_score[i] for i in eligible if i not in set(real.tolist())]
+                assert all(s <= row_scores[len(real) - 1] + 1e-6 for s in left_out)
+
+    def test_candidates_for_each_history_and_seen_items(self, fitted, histories):
+        hist = histories[:2]
+        per_user = [[int(hist[0][-1]), 1, 2, 3], [4, 5]]
+        ranked = fitted.recommend(hist, k=4, candidates=per_user)
+        for row, cands, h in zip(ranked.items, per_user, hist, strict=True):
+            real = row[row >= 0].tolist()
+            assert set(real) == set(cands) - set(h.tolist())
+        # exclude_seen=False: a seen candidate may come back
+        kept = fitted.recommend(hist[:1], k=4, exclude_seen=False, candidates=per_user[:1]).items[0]
+        assert set(kept.tolist()) == set(per_user[0])
+
+    def test_a_repeated_candidate_is_ranked_once(self, fitted, histories):
+        ranked = fitted.recommend(histories[:1], k=5, exclude_seen=False, candidates=[7, 3, 7, 3, 7])
+        assert sorted(ranked.items[0][ranked.items[0] >= 0].tolist()) == [3, 7]
+        assert fitted.score(histories[:1], [7, 3, 7])[0, 0] == fitted.score(histories[:1], [7, 3, 7])[0, 2]
+
+    def test_empty_candidates_rank_and_score_nothing(self, fitted, histories):
+        ranked = fitted.recommend(histories[:2], k=3, candidates=[])
+        assert (ranked.items == NO_ITEM).all() and ranked.items.shape == (2, 3)
+        assert fitted.score(histories[:2], []).shape == (2, 0)
+        unseen = next(i for i in range(100) if i not in set(histories[1].tolist()))
+        ranked = fitted.recommend(histories[:2], k=3, candidates=[[], [unseen]])
+        assert (ranked.items[0] == NO_ITEM).all() and ranked.items[1].tolist() == [unseen, NO_ITEM, NO_ITEM]
+
+    @pytest.mark.parametrize("bad", [[0, 10_000], [-1], [1.5], [True], "0 1", [[0], [1], [2]], [0, [1]]])
+    def test_bad_candidates_are_a_clear_error(self, fitted, histories, bad):
+        for call in (lambda: fitted.recommend(histories[:2], k=3, candidates=bad),
+                     lambda: fitted.score(histories[:2], bad)):
+            with pytest.raises(GenrecError) as e:
+                call()
+            assert "candidates" in e.value.problem and e.value.fix
+
+    def test_candidates_are_not_limited_by_the_beam_width(self, fitted, histories, tiny_dataset):
+        n_items = len(tiny_dataset.catalogue)
+        k = (fitted.max_k or 10) + 2
+        cands = list(range(n_items))
+        ranked = fitted.recommend(histories[:1], k=k, candidates=cands)
+        assert (ranked.items[0] >= 0).sum() == min(k, n_items - len(set(histories[0].tolist())))

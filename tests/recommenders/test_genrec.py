@@ -10,6 +10,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from genrec.errors import GenrecError
@@ -17,6 +18,7 @@ from genrec.recommenders.genrec import GenRec
 from genrec.training.config import TrainConfig
 from tests._util import requires_packaged
 from tests.recommenders.conformance import RecommenderTests
+from tests.serving._fixtures import tiny_run  # noqa: F401  (the shared tiny trained run, for the candidate tests)
 
 pytestmark = requires_packaged
 
@@ -38,3 +40,93 @@ class TestGenRec(RecommenderTests):
 def test_fit_needs_a_config_and_a_folder(tiny_dataset):
     with pytest.raises(GenrecError, match="train_config and run_dir"):
         GenRec(beams=5).fit(tiny_dataset)
+
+
+# ---------------------------------------------------------------------- given candidates
+
+HIST = [[0, 1, 2], [20, 5]]
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny_run, tiny_dataset):  # noqa: F811
+    return GenRec.load(tiny_run, tiny_dataset, beams=BEAMS)
+
+
+def test_score_is_the_summed_log_probability_of_each_response(loaded):
+    from genrec.decoding import score_items
+
+    cands = [29, 4, 11, 0]
+    got = loaded.score(HIST, cands)
+    for u, h in enumerate(HIST):
+        np.testing.assert_allclose(got[u], score_items(loaded.model, loaded.codec, loaded.prompt_ids(h), cands), rtol=1e-6)
+
+
+def test_candidates_rank_as_exact_decoding_over_the_catalogue(loaded):
+    # exact decoding finds the model's true top-k; scoring every item and sorting is the same list
+    exact = loaded.recommend(HIST, k=8, decoding=loaded.decoding.with_mode("exact"))
+    every = loaded.recommend(HIST, k=8, candidates=list(range(len(loaded.codec))))
+    np.testing.assert_array_equal(every.items, exact.items)
+    np.testing.assert_allclose(every.scores, exact.scores, atol=1e-4)
+    assert loaded.last_stats["mode"] == "candidates"
+
+
+@pytest.mark.parametrize("settings", [{"assist": "popularity", "assist_weight": 0.5}, {"length_normalise": True}])
+def test_candidate_scores_are_the_beams_scores(tiny_run, tiny_dataset, settings):  # noqa: F811
+    # a beam wider than the catalogue, nothing excluded: every item it returns carries the
+    # score candidate scoring gives it (the assistant normalised over the live catalogue)
+    rec = GenRec.load(tiny_run, tiny_dataset, beams=BEAMS, **settings)
+    beam = rec.recommend(HIST, k=10, exclude_seen=False)
+    for u in range(len(HIST)):
+        np.testing.assert_allclose(rec.score([HIST[u]], beam.items[u])[0], beam.scores[u], atol=1e-4)
+    ranked = rec.recommend(HIST, k=10, exclude_seen=False, candidates=list(range(len(rec.codec))))
+    np.testing.assert_allclose(ranked.scores, beam.scores, atol=1e-4)
+
+
+def test_assistant_alone_ranks_candidates_by_popularity(tiny_run, tiny_dataset):  # noqa: F811
+    from genrec.recommenders.popularity import Popularity
+
+    rec = GenRec.load(tiny_run, tiny_dataset, beams=BEAMS, assist="popularity", assist_weight=1.0)
+    counts = Popularity().fit(tiny_dataset).counts
+    cands = [3, 9, 14, 22, 27]
+    expected = (counts + 1.0) / (counts + 1.0).sum()
+    np.testing.assert_allclose(rec.score(HIST[:1], cands)[0], np.log(expected[cands]), rtol=1e-9)
+
+
+def test_removed_items_cannot_be_candidates(tiny_run, tiny_dataset):  # noqa: F811
+    rec = GenRec.load(tiny_run, tiny_dataset, beams=BEAMS)
+    rec.remove_items([3])
+    with pytest.raises(GenrecError, match=r"candidates \[3\] were removed"):
+        rec.recommend(HIST, k=3, candidates=[3, 4])
+    with pytest.raises(GenrecError, match="removed"):
+        rec.score(HIST, [[4], [3]])
+    every = rec.score(HIST[:1])
+    assert np.isneginf(every[0, 3]) and np.isfinite(np.delete(every[0], 3)).all()
+
+
+def test_renormalise_is_refused_for_candidates(tiny_run, tiny_dataset):  # noqa: F811
+    rec = GenRec.load(tiny_run, tiny_dataset, beams=BEAMS, renormalise=True)
+    with pytest.raises(GenrecError, match="renormalise=False"):
+        rec.score(HIST, [1, 2])
+
+
+def test_item_token_runs_score_candidates(tiny_dataset, tmp_path):
+    """An item is one token: its score is log p(item token | prompt) + log p(EOS | prompt, item)."""
+    import torch
+
+    from genrec.training.loop import train
+
+    run = tmp_path / "run"
+    train(tiny_dataset.path, run, TrainConfig.build({
+        "backbone": "tiny-random-llama", "finetune": "full", "item_repr": "item-token", "template": "tokens",
+        "max_steps": 2, "batch_size": 4, "effective_batch": 4, "max_users": 4, "warmup_steps": 0, "threads": 1}))
+    rec = GenRec.load(run, tiny_dataset, beams=10)
+    start = rec.codec.item_token_start
+    prompt = rec.prompt_ids([3, 4, 5])
+    cands = [7, 0, 12]
+    with torch.no_grad():
+        logp = torch.log_softmax(rec.model(torch.tensor([prompt])).logits[0, -1], -1)
+        brute = [float(logp[start + i] + torch.log_softmax(rec.model(torch.tensor([prompt + [start + i]])).logits[0, -1], -1)
+                       [rec.codec.eos_id]) for i in cands]
+    np.testing.assert_allclose(rec.score([[3, 4, 5]], cands)[0], brute, atol=1e-4)
+    ranked = rec.recommend([[3, 4, 5]], k=2, candidates=cands + [3])
+    assert ranked.items[0].tolist() == [cands[j] for j in np.argsort(brute)[::-1][:2]]

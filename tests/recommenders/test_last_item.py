@@ -73,3 +73,13 @@ def test_scores_are_bm25(tiny_dataset):
     ranked = rec.recommend([[q]], k=1, exclude_seen=False)
     assert ranked.items[0, 0] == q
     assert ranked.scores[0, 0] == pytest.approx(expected, rel=1e-5)
+    assert rec.score([[q]], [q])[0, 0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_candidates_keep_the_popularity_tie_break(tiny_dataset):
+    rec = LastItemBM25().fit(tiny_dataset)
+    pop = tiny_dataset.item_popularity()
+    heat = tiny_dataset.catalogue.lookup("Heat (1995)")  # every other title scores 0 against it
+    cands = [i for i in range(10) if i != heat]
+    ranked = rec.recommend([[heat]], k=4, candidates=cands[::-1])
+    assert ranked.items[0].tolist() == sorted(cands, key=lambda i: (-pop[i], i))[:4]

@@ -27,3 +27,12 @@ class TestPopularity(RecommenderTests):
         s = tiny_dataset.sequences
         rec = Popularity().fit(tiny_dataset)
         assert rec.counts.sum() == int(s.n_train.sum()) < len(s.items)
+
+
+def test_candidate_scores_are_training_counts(tiny_dataset):
+    rec = Popularity().fit(tiny_dataset)
+    counts = tiny_dataset.item_popularity()
+    cands = [5, 0, 17, 2]
+    assert rec.score([[1], []], cands).tolist() == [[float(counts[i]) for i in cands]] * 2
+    expected = [i for i in sorted(cands, key=lambda i: (-counts[i], i)) if i != 0][:2]
+    assert rec.recommend([[0]], k=2, candidates=cands).items[0].tolist() == expected

@@ -157,7 +157,7 @@ PLAIN = {"history": [HEAT], "k": 3}
     ],
     ids=["bom-only", "latin1", "utf16", "truncated", "unclosed", "deep"],
 )
-@pytest.mark.parametrize("path", ["/recommend", "/recommend/batch", "/items"])
+@pytest.mark.parametrize("path", ["/recommend", "/recommend/batch", "/score", "/items"])
 def test_unparseable_bodies_get_400_with_a_fix(client, path, body, needle, kind):
     # issue 12, item 9: these were FastAPI's bare 400 "There was an error parsing the body"
     # (no fix, not in the schema), or a 422 as if a field were wrong
@@ -171,7 +171,7 @@ def test_unparseable_bodies_get_400_with_a_fix(client, path, body, needle, kind)
 
 def test_400_is_in_the_schema(client):
     paths = client.get("/openapi.json").json()["paths"]
-    for path in ("/recommend", "/recommend/batch", "/items"):
+    for path in ("/recommend", "/recommend/batch", "/score", "/items"):
         response = paths[path]["post"]["responses"]["400"]
         assert response["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
         assert "UTF-8" in response["description"]
@@ -197,6 +197,80 @@ def test_oversized_bodies_are_refused(client):
     r = client.post("/recommend", content=chunks(), headers={"Content-Type": "application/json"})
     assert r.status_code == 413
     assert recommend(client).status_code == 200  # and the server is fine
+
+
+# ---------------------------------------------------------------------- given candidates
+
+CANDS = ["Speed (1994)", "i00", "fargo (1996)", "i07", "i03", "Casino (1995)"]
+
+
+def test_score_returns_every_candidate_in_order(client):
+    r = client.post("/score", json={"history": [HEAT, "Casino (1995)"], "candidates": CANDS})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    rec = client.app.state.recommender
+    expected = rec.score([HEAT, "Casino (1995)"], CANDS)
+    assert body["unknown"] == [] and [i["item_id"] for i in body["items"]] == [i.item_id for i in expected]
+    assert [i["score"] for i in body["items"]] == pytest.approx([i.score for i in expected], rel=1e-5)
+    assert len(body["items"]) == len(CANDS)  # the seen candidate is scored too
+
+
+def test_recommend_with_candidates_is_the_scores_sorted(client):
+    history = [HEAT, "Casino (1995)"]
+    scores = {i["item_id"]: i["score"] for i in client.post("/score", json={"history": history, "candidates": CANDS}).json()["items"]}
+    rec = client.app.state.recommender
+    casino = rec.catalogue.item_ids[rec.catalogue.lookup("Casino (1995)")]
+    r = recommend(client, history=history, k=3, candidates=CANDS)
+    assert r.status_code == 200, r.text
+    unseen = sorted((i for i in scores if i != casino), key=lambda i: -scores[i])
+    assert [i["item_id"] for i in r.json()["items"]] == unseen[:3] and r.json()["shortfall"] is None
+    # k above the beam width (10) and above the candidates: all of them, and why no more
+    r = recommend(client, history=history, k=12, candidates=CANDS)
+    assert r.status_code == 200 and [i["item_id"] for i in r.json()["items"]] == unseen
+    assert "candidates hold 5 distinct items" in r.json()["shortfall"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"candidates": []}, "candidates"),
+        ({"candidates": HEAT}, "candidates"),
+        ({"candidates": [HEAT, ""]}, "candidates.1"),
+        ({"candidates": [True]}, "candidates.0"),
+        ({"candidates": [1.5]}, "candidates.0"),
+        ({"candidates": ["i00"] * 1001}, "candidates"),
+        ({"history": [], "candidates": ["i00"]}, "history"),
+        ({"candidates": ["i00"], "k": 3}, "k"),  # /score takes no k
+        ({}, "candidates"),
+    ],
+)
+def test_invalid_score_requests_name_the_field(client, body, field):
+    r = client.post("/score", json={"history": [HEAT], **body})
+    assert r.status_code == 422, r.text
+    assert field in fields(r) and r.json()["fix"]
+    if field.startswith("candidates") and "k" not in body and "history" not in body and body:
+        r = recommend(client, candidates=body["candidates"])  # the same field of /recommend
+        assert r.status_code == 422 and field in fields(r)
+
+
+def test_unknown_candidates_get_422_with_close_titles(client):
+    for path, extra in (("/score", {}), ("/recommend", {"k": 2, "on_unknown": "skip"})):
+        r = client.post(path, json={"history": [HEAT], "candidates": ["i00", "Speeed"], **extra})
+        assert r.status_code == 422 and r.json()["unknown"] == ["Speeed"]
+        assert r.json()["suggestions"]["Speeed"] == ["Speed (1994)"]
+
+
+def test_removed_items_cannot_be_candidates(tiny_run):
+    from genrec import Recommender
+    from genrec.serving.app import create_app
+
+    with TestClient(create_app(Recommender.load(tiny_run, persist=False))) as c:
+        assert c.delete("/items/i00").status_code == 200
+        for path in ("/score", "/recommend"):
+            r = c.post(path, json={"history": [HEAT], "candidates": ["i01", "i00"]})
+            assert r.status_code == 422 and "were removed" in r.json()["detail"] and r.json()["fix"]
+        r = c.post("/score", json={"history": ["i00"], "candidates": ["i01"]})  # a removed item is still history
+        assert r.status_code == 200 and [i["item_id"] for i in r.json()["items"]] == ["i01"]
 
 
 # ---------------------------------------------------------------------- catalogue
@@ -337,12 +411,17 @@ def test_openapi_schema(client):
     r = client.get("/openapi.json")
     assert r.status_code == 200
     schema = r.json()
-    assert {"/recommend", "/recommend/batch", "/items", "/items/{item_id}", "/health", "/info"} <= set(schema["paths"])
+    assert {"/recommend", "/recommend/batch", "/score", "/items", "/items/{item_id}", "/health", "/info"} <= set(schema["paths"])
     req = schema["components"]["schemas"]["RecommendRequest"]
     assert req["properties"]["k"]["minimum"] == 1 and req["properties"]["k"]["maximum"] == 100
     assert req["properties"]["history"]["maxItems"] == 200 and req["properties"]["history"]["minItems"] == 1
     post = schema["paths"]["/recommend"]["post"]
     assert post["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
+    assert "candidates" in req["properties"] and "candidates" not in req.get("required", [])
+    score = schema["components"]["schemas"]["ScoreRequest"]
+    assert set(score["required"]) == {"history", "candidates"}
+    assert score["properties"]["candidates"]["minItems"] == 1 and score["properties"]["candidates"]["maxItems"] == 1000
+    assert {"400", "413", "422", "503"} <= set(schema["paths"]["/score"]["post"]["responses"])
     add = schema["paths"]["/items"]["post"]
     assert add["security"] and {"401", "403", "409", "413", "422"} <= set(add["responses"])
     assert "security" not in schema["paths"]["/items/{item_id}"]["get"]

@@ -129,3 +129,57 @@ def test_recommend_fuses_an_assistant_from_flags(tiny_run):
 def test_bad_assistant_flags_exit_2(tiny_run, args, message):
     r = runner.invoke(app, ["recommend", "--run", str(tiny_run), "Heat (1995)", *args])
     assert r.exit_code == 2 and message in r.stderr, r.output
+
+
+# ---------------------------------------------------------------------- given candidates
+
+
+@pytest.fixture
+def candidates_file(tmp_path):
+    path = tmp_path / "candidates.txt"
+    path.write_text("Speed (1994)\ni00\n\n  Fargo (1996)  \ni07\nCasino (1995)\n", encoding="utf-8")
+    return path
+
+
+CANDS = ["Speed (1994)", "i00", "Fargo (1996)", "i07", "Casino (1995)"]
+
+
+def test_recommend_ranks_the_candidates_of_a_file(loaded, recommender, candidates_file):
+    r = runner.invoke(app, ["recommend", "--run", "RUN", "Heat (1995)", "Casino (1995)", "--candidates", str(candidates_file),
+                            "-k", "12", "--json"])
+    assert r.exit_code == 0, r.output
+    body = json.loads(r.stdout)
+    expected = recommender.recommend(["Heat (1995)", "Casino (1995)"], k=12, candidates=CANDS)
+    assert [i["item_id"] for i in body["items"]] == [i.item_id for i in expected] and len(expected) == 4
+    assert [i["score"] for i in body["items"]] == pytest.approx([i.score for i in expected])
+    assert "candidates hold 4" in body["shortfall"]
+    assert loaded[0]["beams"] == 10  # k=12 without a search: the beam is not widened
+
+
+def test_score_only_prints_every_candidate_in_file_order(loaded, recommender, candidates_file):
+    r = runner.invoke(app, ["recommend", "--run", "RUN", "-", "--candidates", str(candidates_file), "--score-only", "--json"],
+                      input="Heat (1995)\n")
+    assert r.exit_code == 0, r.output
+    body = json.loads(r.stdout)
+    expected = recommender.score(["Heat (1995)"], CANDS)
+    in_order = [recommender.catalogue.item_ids[recommender.catalogue.lookup(c)] for c in CANDS]
+    assert [i["item_id"] for i in body["items"]] == [i.item_id for i in expected] == in_order
+    assert [i["score"] for i in body["items"]] == pytest.approx([i.score for i in expected])
+    r = runner.invoke(app, ["recommend", "--run", "RUN", "Heat (1995)", "--candidates", "-", "--score-only"], input="i03\n")
+    assert r.exit_code == 0 and "i03" in r.stdout and "scores of 1 candidates" in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        (["Heat (1995)", "--score-only"], None, "no --candidates file"),
+        (["-", "--candidates", "-"], "i00\n", "cannot both be read from stdin"),
+        (["Heat (1995)", "--candidates", "/no/such/file"], None, "cannot read the candidates file"),
+        (["Heat (1995)", "--candidates", "-"], "\n  \n", "holds no title or item id"),
+        (["Heat (1995)", "--candidates", "-"], "i00\nSpeeed\n", "did you mean: 'Speed (1994)'"),
+        (["Heat (1995)", "--candidates", "-", "--skip-unknown"], "Speeed\n", "Speeed"),
+    ],
+)
+def test_bad_candidates_exit_2(loaded, args, stdin, message):
+    r = runner.invoke(app, ["recommend", "--run", "RUN", *args], input=stdin)
+    assert r.exit_code == 2 and message in r.stderr, r.output

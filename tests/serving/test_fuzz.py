@@ -19,7 +19,7 @@ from tests._util import requires_packaged
 pytestmark = requires_packaged
 
 OPERATIONS = [
-    ("POST", "/recommend"), ("POST", "/recommend/batch"), ("POST", "/items"), ("GET", "/items/{item_id}"),
+    ("POST", "/recommend"), ("POST", "/recommend/batch"), ("POST", "/score"), ("POST", "/items"), ("GET", "/items/{item_id}"),
     ("DELETE", "/items/{item_id}"), ("GET", "/health"), ("GET", "/info"),
 ]
 

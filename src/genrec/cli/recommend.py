@@ -1,4 +1,6 @@
-"""`genrec recommend`: the top-K next items for one history, from the command line."""
+"""`genrec recommend`: the top-K next items for one history, from the command line;
+with ``--candidates FILE``, the top K of those items (re-ranking), and with
+``--score-only`` every candidate's score in the file's order."""
 
 from __future__ import annotations
 
@@ -16,21 +18,25 @@ from ..errors import GenrecError
 from . import app, console, fail, out
 
 
+def read_lines(file: str, what: str) -> list[str]:
+    """Non-blank lines of `file` ('-' is stdin), stripped; `what` names it in errors."""
+    try:
+        data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+    except OSError as e:
+        raise GenrecError(f"cannot read the {what} file {file}: {e.strerror or e}", "check the path") from e
+    error = not_utf8(data, "standard input" if file == "-" else f"the {what} file {file}")
+    if error is not None:
+        raise GenrecError(error.problem, error.fix)
+    return [line.strip() for line in data.decode("utf-8").splitlines() if line.strip()]
+
+
 def read_history(args: list[str], file: str | None) -> list[str]:
     """Entries from the arguments, then from `file` (one title or item id a line; '-' is stdin)."""
     entries = [a for a in args if a != "-"]
     if file is None and "-" in args:
         file = "-"
     if file is not None:
-        try:
-            data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
-        except OSError as e:
-            raise GenrecError(f"cannot read the history file {file}: {e.strerror or e}", "check the path") from e
-        error = not_utf8(data, "standard input" if file == "-" else f"the history file {file}")
-        if error is not None:
-            raise GenrecError(error.problem, error.fix)
-        text = data.decode("utf-8")
-        entries += [line.strip() for line in text.splitlines() if line.strip()]
+        entries += read_lines(file, "history")
     return entries
 
 
@@ -49,23 +55,46 @@ def recommend(
     keep_seen: Annotated[bool, typer.Option("--keep-seen", help="allow items of the history in the result")] = False,
     skip_unknown: Annotated[bool, typer.Option("--skip-unknown", help="leave out entries that are not in the catalogue (listed on stderr) instead of failing")] = False,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads")] = None,
+    candidates: Annotated[str | None, typer.Option("--candidates", help="rank only the items in this file, one title or item id a line ('-' = stdin): the top K of them by score (re-ranking; the beam width does not limit K)")] = None,
+    score_only: Annotated[bool, typer.Option("--score-only", help="with --candidates: print every candidate's score in the file's order instead of the top K")] = False,
 ) -> None:
     """Recommend the next K items for a history of titles or item ids, with the run's catalogue changes.
 
     An entry is tried as an item id, then as a title (exactly, then ignoring case). Unknown
     entries stop the command with exit status 2 and close matches, unless --skip-unknown.
+
+    With --candidates FILE only those items are ranked: each is scored by the model's
+    log-probability of writing it (with --assist, fused per item), no search; an unknown
+    or removed candidate stops the command, --skip-unknown applies to the history only.
+    --score-only prints every candidate's score in the file's order (-k and --keep-seen
+    do not apply).
     """
     from ..api import Recommender
 
     try:
+        if score_only and candidates is None:
+            raise GenrecError("--score-only scores given candidates, but no --candidates file is given",
+                              "add --candidates FILE (one title or item id a line), or drop --score-only")
+        if candidates == "-" and (file == "-" or (file is None and "-" in (history or []))):
+            raise GenrecError("the history and the candidates cannot both be read from stdin",
+                              "give one of them with --file PATH or --candidates PATH")
         entries = read_history(history or [], file)
         if not entries:
             raise GenrecError("the history is empty", "give titles or item ids as arguments, with --file PATH, or on stdin with -")
+        wanted = read_lines(candidates, "candidates") if candidates is not None else None
+        if wanted is not None and not wanted:
+            raise GenrecError(f"the candidates file {candidates} holds no title or item id", "write one title or item id a line")
+        if beams is None:  # a beam of k is needed only when searching the catalogue
+            beams = 10 if wanted is not None else max(10, k)
         with console.status(f"loading {run}"):
-            rec = Recommender.load(run, dataset, decode=decode, beams=max(10, k) if beams is None else beams,  # type: ignore[arg-type]
+            rec = Recommender.load(run, dataset, decode=decode, beams=beams,  # type: ignore[arg-type]
                                    threads=threads, assist=assist, assist_weight=assist_weight)
-        result = rec.recommend(entries, k=k, decode=decode, exclude_seen=not keep_seen,  # type: ignore[arg-type]
-                               on_unknown="skip" if skip_unknown else "error")
+        on_unknown = "skip" if skip_unknown else "error"
+        if score_only:
+            result = rec.score(entries, wanted, decode=decode, on_unknown=on_unknown)  # type: ignore[arg-type]
+        else:
+            result = rec.recommend(entries, k=k, decode=decode, exclude_seen=not keep_seen,  # type: ignore[arg-type]
+                                   on_unknown=on_unknown, candidates=wanted)
     except GenrecError as e:
         fail(e)
     if result.unknown:
@@ -75,7 +104,10 @@ def recommend(
     if as_json:
         typer.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
         return
-    table = Table("#", "title", "item id", "score", title=f"top {k} after {len(entries) - len(result.unknown)} items")
+    after = f"after {len(entries) - len(result.unknown)} items"
+    title = (f"scores of {len(result)} candidates {after}" if score_only
+             else f"top {k} of {len(wanted)} candidates {after}" if wanted is not None else f"top {k} {after}")
+    table = Table("#", "title", "item id", "score", title=title)
     for rank, item in enumerate(result, 1):
         table.add_row(str(rank), item.title, item.item_id, f"{item.score:.3f}")
     out.print(table)

@@ -70,7 +70,7 @@ class Assistant:
             rows = np.full((len(histories), self.model.n_items), 1.0 / self.model.n_items)
             users = [u for u, h in enumerate(known) if h]
             if users:
-                logits = self.model.score([known[u] for u in users]).astype(np.float64)
+                logits = self.model.score_all([known[u] for u in users]).astype(np.float64)
                 logits -= logits.max(axis=1, keepdims=True)
                 probs = np.exp(logits)
                 rows[users] = probs / probs.sum(axis=1, keepdims=True)

@@ -6,6 +6,17 @@ user's history becomes the same prompt as in training, and the constrained decod
 top-K, or the paper's free decoding mapped back to items. The catalogue can change
 after training (``add_items`` / ``remove_items``): a new title is recommendable at once,
 without retraining (the cold-start promise of title-based generation).
+
+Given candidates (``score``, ``recommend(..., candidates=)``: re-ranking a candidate
+list, as LlamaRec does), nothing is searched: each candidate's response (its title or
+item token, then EOS) is scored by teacher forcing after the prompt
+(``genrec.decoding.exact.score_items``), which is the score exact decoding ranks by, so
+the beam width does not limit k. A config that fuses an assistant (beam mode) adds it per
+item, as the beam's per-token terms add up along a title: ``(1 - w) log p_LM(item) + w
+log p_assist(item)``, the assistant's mass normalised over the live catalogue (the beam
+normalises over the items not excluded, a constant per user, so the order is the same);
+``length_normalise`` divides by the response's length as the beam does. ``renormalise``
+needs the whole catalogue's continuations and is refused for candidates.
 """
 
 from __future__ import annotations
@@ -19,7 +30,7 @@ from ..data.dataset import Dataset
 from ..decoding.config import DecodingConfig, check_mode
 from ..errors import GenrecError
 from ..ranking import NO_ITEM, Ranked
-from .base import Recommender
+from .base import Candidates, Recommender, candidate_lists, rank_lists
 
 
 class GenRec(Recommender):
@@ -228,16 +239,22 @@ class GenRec(Recommender):
             raise GenrecError("GenRec is neither fitted nor loaded",
                               "call fit(dataset) (with train_config and run_dir), or load a trained run with GenRec.load(run_dir)")
 
-    def recommend(self, histories: Sequence[Sequence[int]], k: int = 10, exclude_seen: bool = True,
-                  decoding: DecodingConfig | None = None) -> Ranked:
-        """Top-`k` items per history; `decoding` replaces the loaded config for this call."""
-        self._require_loaded()
-        decoding = self.resolve(decoding) if decoding is not None else self.decoding
-        if decoding.mode in ("beam", "free") and k > decoding.beams:
-            raise GenrecError(f"beam width {decoding.beams} must be at least k ({k})", f"use beams >= {k} or ask for fewer items")
+    def _check_histories(self, histories: Sequence[Sequence[int]]) -> None:
         for u, h in enumerate(histories):
             if len(h) == 0:  # every prompt in training holds at least one item
                 raise GenrecError(f"history {u} is empty", "GenRec needs at least one item in every history")
+
+    def recommend(self, histories: Sequence[Sequence[int]], k: int = 10, exclude_seen: bool = True,
+                  decoding: DecodingConfig | None = None, candidates: Candidates | None = None) -> Ranked:
+        """Top-`k` items per history; `decoding` replaces the loaded config for this call.
+        With `candidates` the top `k` of those items, by :meth:`score` (no search)."""
+        self._require_loaded()
+        decoding = self.resolve(decoding) if decoding is not None else self.decoding
+        if candidates is not None:
+            return self._rank_candidates(histories, k, exclude_seen, decoding, candidates)
+        if decoding.mode in ("beam", "free") and k > decoding.beams:
+            raise GenrecError(f"beam width {decoding.beams} must be at least k ({k})", f"use beams >= {k} or ask for fewer items")
+        self._check_histories(histories)
         decoder = self.decoder_for(decoding)
         prompts = [self.prompt_ids(h) for h in histories]
         exclude = [sorted(set(int(i) for i in h)) for h in histories] if exclude_seen else None
@@ -250,6 +267,77 @@ class GenRec(Recommender):
             ranked.items[bad] = NO_ITEM
             ranked.scores[bad] = -np.inf
         return ranked
+
+    # ------------------------------------------------------------------ given candidates
+
+    def score(self, histories: Sequence[Sequence[int]], candidates: Candidates | None = None,
+              decoding: DecodingConfig | None = None) -> np.ndarray:
+        """Each candidate's score after each history (see the module doc): the summed
+        log-probability of its response, with the config's assistant and length
+        normalisation. ``None`` scores every item (removed ones -inf)."""
+        self._require_loaded()
+        decoding = self.resolve(decoding) if decoding is not None else self.decoding
+        self._check_histories(histories)
+        if candidates is None:
+            every = np.array([i for i in range(len(self.codec)) if i not in self._removed], dtype=np.int64)
+            scores = np.full((len(histories), len(self.codec)), -np.inf)
+            for u, row in enumerate(self._score_lists(histories, [every] * len(histories), decoding)):
+                scores[u, every] = row
+            return scores
+        cands = self._candidates(histories, candidates)
+        rows = self._score_lists(histories, cands, decoding)
+        out = np.full((len(histories), max((len(c) for c in cands), default=0)), np.nan)
+        for u, row in enumerate(rows):
+            out[u, : len(row)] = row
+        return out
+
+    def _candidates(self, histories: Sequence[Sequence[int]], candidates: Candidates) -> list[np.ndarray]:
+        cands = candidate_lists(candidates, len(histories), len(self.codec))
+        removed = sorted({int(i) for c in cands for i in c if int(i) in self._removed})
+        if removed:
+            raise GenrecError(f"candidates {removed[:5]}{' ...' if len(removed) > 5 else ''} were removed from the catalogue",
+                              "leave removed items out of the candidates: they may no longer be recommended")
+        return cands
+
+    def _rank_candidates(self, histories, k: int, exclude_seen: bool, decoding: DecodingConfig, candidates) -> Ranked:
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+            raise GenrecError(f"k must be at least 1, got {k!r}", "ask for one or more items")
+        self._check_histories(histories)
+        cands = [np.unique(c) for c in self._candidates(histories, candidates)]  # a repeat is ranked once
+        if exclude_seen:
+            cands = [c[~np.isin(c, np.asarray(h, dtype=np.int64))] for c, h in zip(cands, histories, strict=True)]
+        ranked = rank_lists(cands, self._score_lists(histories, cands, decoding), int(k))
+        self.last_stats = {"mode": "candidates", "users": len(histories), "scored": int(sum(len(c) for c in cands))}
+        return ranked
+
+    def _score_lists(self, histories: Sequence[Sequence[int]], cands: Sequence[np.ndarray],
+                     decoding: DecodingConfig) -> list[np.ndarray]:
+        """Per history, the scores of its candidates (checked catalogue indices)."""
+        from ..decoding.exact import score_items
+
+        if decoding.mode == "beam" and decoding.renormalise:
+            raise GenrecError("renormalise scores each token among the whole catalogue's continuations, which "
+                              "scoring given candidates does not search", "score candidates with renormalise=False")
+        self._check_fits(decoding)
+        assistant = self._assistant(decoding)
+        assist = assistant.distribution(histories, len(self.codec)) if assistant is not None else None
+        w = decoding.fused_weight
+        live = np.ones(len(self.codec), dtype=bool)
+        live[sorted(self._removed)] = False  # the assistant's mass is normalised over live items
+        out = []
+        for u, (history, items) in enumerate(zip(histories, cands, strict=True)):
+            unique, where = np.unique(np.asarray(items, dtype=np.int64), return_inverse=True)
+            if not unique.size:
+                out.append(np.zeros(0))
+                continue
+            scores = score_items(self.model, self.codec, self.prompt_ids(history), unique.tolist())
+            if assist is not None:
+                with np.errstate(divide="ignore"):
+                    scores = (1.0 - w) * scores + w * np.log(assist[u, unique] / assist[u, live].sum())
+            if decoding.mode == "beam" and decoding.length_normalise:
+                scores = scores / np.array([len(self.codec.response_ids(int(i))) for i in unique])
+            out.append(scores[where])
+        return out
 
     # ------------------------------------------------------------------ catalogue updates
 

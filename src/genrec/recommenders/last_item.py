@@ -38,7 +38,7 @@ from ..config import Config
 from ..data.catalogue import YEAR_AT_END
 from ..errors import GenrecError
 from ..ranking import NO_ITEM, Ranked
-from .base import Recommender
+from .base import DenseScorer
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -71,7 +71,7 @@ def _stopwords() -> frozenset[str]:
     return frozenset(STOPWORDS_EN)
 
 
-class LastItemBM25(Recommender):
+class LastItemBM25(DenseScorer):
     name = "last-item"
     config_class = LastItemConfig
 
@@ -104,7 +104,8 @@ class LastItemBM25(Recommender):
             return np.zeros(len(self._doc_tokens), dtype=np.float64)
         return np.asarray(self._bm25.get_scores_from_ids(ids), dtype=np.float64)
 
-    def recommend(self, histories: Sequence[Sequence[int]], k: int = 10, exclude_seen: bool = True) -> Ranked:
+    def score_all(self, histories: Sequence[Sequence[int]]) -> np.ndarray:
+        """The (decayed) BM25 score of every title against the last history title(s)."""
         if self._bm25 is None:
             raise GenrecError("the last-item recommender is not fitted", "call fit(dataset) or load() first")
         n_items = len(self._doc_tokens)
@@ -120,7 +121,10 @@ class LastItemBM25(Recommender):
                 if item not in cache:
                     cache[item] = self._item_scores(item)
                 scores[u] += w * cache[item]
-        return _rank(scores, self._tie_rank, k, histories if exclude_seen else None)
+        return scores
+
+    def _top_k(self, scores: np.ndarray, k: int, exclude: Sequence[Sequence[int]] | None) -> Ranked:
+        return _rank(np.array(scores, dtype=np.float64, copy=True), self._tie_rank, k, exclude)
 
     def save(self, path: str | Path) -> None:
         # the index is rebuilt from the dataset on load (deterministic, under a second)

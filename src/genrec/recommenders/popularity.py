@@ -14,11 +14,10 @@ import numpy as np
 
 from .._io import read_json, write_json
 from ..errors import GenrecError
-from ..ranking import Ranked
-from .base import Recommender, top_k_from_scores
+from .base import DenseScorer
 
 
-class Popularity(Recommender):
+class Popularity(DenseScorer):
     name = "popularity"
 
     def __init__(self) -> None:
@@ -34,10 +33,10 @@ class Popularity(Recommender):
             raise GenrecError("the popularity recommender is not fitted", "call fit(dataset) or load() first")
         return self.counts
 
-    def recommend(self, histories: Sequence[Sequence[int]], k: int = 10, exclude_seen: bool = True) -> Ranked:
+    def score_all(self, histories: Sequence[Sequence[int]]) -> np.ndarray:
+        """An item's score is its training count, whatever the history."""
         counts = self._require_fit().astype(np.float64)
-        scores = np.broadcast_to(counts, (len(histories), len(counts)))
-        return top_k_from_scores(scores, k, exclude=histories if exclude_seen else None)
+        return np.broadcast_to(counts, (len(histories), len(counts)))
 
     def save(self, path: str | Path) -> None:
         path = Path(path)

@@ -35,8 +35,8 @@ from .._io import atomic_dir, read_json, write_json
 from .._version import __version__
 from ..config import Config
 from ..errors import GenrecError
-from ..ranking import Ranked, per_user
-from .base import Recommender, top_k_from_scores
+from ..ranking import per_user
+from .base import DenseScorer
 
 
 class SASRecConfig(Config):
@@ -135,7 +135,7 @@ def _left_pad(seqs: Sequence[np.ndarray], length: int) -> np.ndarray:
     return out
 
 
-class SASRec(Recommender):
+class SASRec(DenseScorer):
     name = "sasrec"
     config_class = SASRecConfig
 
@@ -226,8 +226,8 @@ class SASRec(Recommender):
 
     # -- inference ----------------------------------------------------------------
     @torch.no_grad()
-    def score(self, histories: Sequence[Sequence[int]], batch_size: int = 256) -> np.ndarray:
-        """(n_users, n_items) scores of the next item after each history."""
+    def score_all(self, histories: Sequence[Sequence[int]], batch_size: int = 256) -> np.ndarray:
+        """(n_users, n_items) scores (logits) of the next item after each history."""
         if self.model is None:
             raise GenrecError("the SASRec model is not trained", "call fit(dataset) or SASRec.load(path) first")
         for u, h in enumerate(histories):
@@ -245,10 +245,6 @@ class SASRec(Recommender):
             out.append(self.model.logits(self.model(x)[:, -1]).float().cpu().numpy())
         self.model.train(was_training)
         return np.concatenate(out) if out else np.zeros((0, self.n_items), dtype=np.float32)
-
-    def recommend(self, histories: Sequence[Sequence[int]], k: int = 10, exclude_seen: bool = True) -> Ranked:
-        histories = [np.asarray(h, dtype=np.int64) for h in histories]
-        return top_k_from_scores(self.score(histories), k, exclude=histories if exclude_seen else None)
 
     # -- persistence ----------------------------------------------------------------
     def save(self, path: str | Path) -> None:

@@ -7,7 +7,9 @@ metadata endpoints, and catalogue updates that make a new title recommendable at
 Endpoints::
 
     POST   /recommend         {"history": [...], "k": 10} -> {"items": [...], "unknown": [...]}
+                              (+ "candidates": [...]: the top k of those items only)
     POST   /recommend/batch   {"histories": [[...], ...], "k": 10} -> {"results": [...]}
+    POST   /score             {"history": [...], "candidates": [...]} -> {"items": [...], "unknown": [...]}
     POST   /items             [{"item_id", "title"}, ...]      (token, if set)
     DELETE /items/{item_id}                                      (token, if set)
     GET    /items/{item_id}
@@ -51,6 +53,7 @@ MAX_K = 100
 MAX_HISTORY = 200
 MAX_BATCH_HISTORIES = 64
 MAX_ADD = 1000
+MAX_CANDIDATES = 1000
 MAX_BODY_BYTES = 1 << 20
 
 
@@ -68,6 +71,7 @@ Entry = Annotated[
     WithJsonSchema({"anyOf": [{"type": "string", "minLength": 1, "maxLength": MAX_TITLE_LENGTH}, {"type": "integer"}]}),
 ]
 History = Annotated[list[Entry], Field(min_length=1, max_length=MAX_HISTORY, description="titles or item ids, oldest first")]
+Candidates = Annotated[list[Entry], Field(min_length=1, max_length=MAX_CANDIDATES)]
 Decode = DecodeMode
 
 
@@ -84,6 +88,17 @@ class RecommendRequest(_Strict):
     on_unknown: Literal["error", "skip"] = Field(
         "error", description="an entry that is no title or item id: fail with 422 (error), or leave it out and list it in `unknown` (skip)"
     )
+    candidates: Candidates | None = Field(
+        None, description="rank only these items (titles or item ids; re-ranking): the top k of them by score, no search, so "
+                          "k may exceed the beam width; an unknown or removed candidate is a 422 whatever on_unknown says"
+    )
+
+
+class ScoreRequest(_Strict):
+    history: History
+    candidates: Candidates = Field(description="titles or item ids to score; an unknown or removed one is a 422")
+    decode: Decode | None = Field(None, description="decoding mode (default: the server's; an assistant is fused in beam mode only)")
+    on_unknown: Literal["error", "skip"] = Field("error", description="for history entries only (as in /recommend)")
 
 
 class BatchRequest(_Strict):
@@ -113,6 +128,11 @@ class RecommendResponse(BaseModel):
     unknown: list[str] = Field(description="history entries left out as unknown (on_unknown=skip)")
     shortfall: str | None = Field(None, description="why fewer than k items came back (exact decoding's budget ran out, "
                                                     "free decoding wrote text that is no title, ...); null when k did")
+
+
+class ScoreResponse(BaseModel):
+    items: list[ScoredItem] = Field(description="every candidate with its score (higher is better), in the order given")
+    unknown: list[str] = Field(description="history entries left out as unknown (on_unknown=skip)")
 
 
 class BatchResponse(BaseModel):
@@ -280,7 +300,17 @@ def create_app(
     waiting requests beyond this get 503. ``max_body_bytes``: larger bodies get 413.
     """
     rec = recommender
-    batcher = Batcher(rec.rank, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue)
+
+    def run_batch(jobs: list, kind: str, *key):
+        """One decoding call for jobs of one kind: catalogue histories, or (history, candidates) pairs."""
+        if kind == "rank":
+            return rec.rank(jobs, *key)
+        histories, candidates = [h for h, _ in jobs], [c for _, c in jobs]
+        if kind == "candidates":
+            return rec.rank(histories, *key, candidates=candidates)
+        return rec.score_indices(histories, candidates, *key)
+
+    batcher = Batcher(run_batch, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -362,18 +392,36 @@ def create_app(
 
     # ------------------------------------------------------------------ recommending
 
-    async def _recommend(histories, k: int, decode, exclude_seen: bool, on_unknown: str) -> list[dict]:
-        decoding = rec.check_request(k, decode)  # the server's settings in the requested mode
+    async def _recommend(histories, k: int, decode, exclude_seen: bool, on_unknown: str, candidates=None) -> list[dict]:
+        # the server's settings in the requested mode
+        decoding = rec.check_request(k, decode, candidates=candidates is not None)
         resolved = await run_in_threadpool(rec.resolve_many, histories, on_unknown)
-        futures = batcher.submit([r.indices for r in resolved], (k, decoding, exclude_seen))
+        if candidates is None:
+            futures = batcher.submit([r.indices for r in resolved], ("rank", k, decoding, exclude_seen))
+        else:
+            cands = await run_in_threadpool(rec.resolve_candidates, candidates)
+            futures = batcher.submit([(r.indices, cands) for r in resolved], ("candidates", k, decoding, exclude_seen))
         ranked = await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
         return [{"items": _scored(items), "unknown": r.unknown, "shortfall": getattr(items, "shortfall", None)}
                 for items, r in zip(ranked, resolved, strict=True)]
 
     @app.post("/recommend", response_model=RecommendResponse, responses=_responses(400, 413, 422, 503))
     async def recommend(req: RecommendRequest):
-        """The top-k items for one history of titles or item ids (oldest first)."""
-        return (await _recommend([req.history], req.k, req.decode, req.exclude_seen, req.on_unknown))[0]
+        """The top-k items for one history of titles or item ids (oldest first); with
+        `candidates`, the top k of those items (re-ranking)."""
+        return (await _recommend([req.history], req.k, req.decode, req.exclude_seen, req.on_unknown, req.candidates))[0]
+
+    @app.post("/score", response_model=ScoreResponse, responses=_responses(400, 413, 422, 503))
+    async def score(req: ScoreRequest):
+        """Each candidate's score after one history (titles or item ids), in the order given:
+        the model's log-probability of writing it (with the server's assistant in beam mode).
+        Sorting by it gives what /recommend with `candidates` returns (which leaves out seen items)."""
+        decoding = rec.decoding_for(req.decode)
+        resolved = await run_in_threadpool(rec.resolve, req.history, req.on_unknown)
+        cands = await run_in_threadpool(rec.resolve_candidates, req.candidates)
+        (future,) = batcher.submit([(resolved.indices, cands)], ("score", decoding))
+        items = await asyncio.wrap_future(future)
+        return {"items": _scored(items), "unknown": resolved.unknown}
 
     @app.post("/recommend/batch", response_model=BatchResponse, responses=_responses(400, 413, 422, 503))
     async def recommend_batch(req: BatchRequest):

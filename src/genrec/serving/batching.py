@@ -27,7 +27,8 @@ from typing import Any
 
 from ..errors import GenrecError
 
-#: run(histories, *key) -> one result per history; key = (k, decoding config, exclude_seen)
+#: run(histories, *key) -> one result per history; the key is the caller's (the app: a job kind, then k,
+#: decoding config, exclude_seen), and jobs are batched together only under one key
 RunBatch = Callable[..., Sequence[Any]]
 
 
