@@ -29,7 +29,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("dataset", choices=sorted(DATASETS))
     p.add_argument("--run", type=Path, required=True, help="a run folder written by `genrec train`")
-    p.add_argument("--assist", choices=("sasrec", "popularity"), default="sasrec")
+    p.add_argument("--assist", choices=("sasrec", "popularity", "last-item"), default="sasrec")
     p.add_argument("--weights", default="0,0.25,0.5,0.75,1")
     p.add_argument("--users", type=int, default=None, help="a seeded subset of this many validation users (default: all)")
     p.add_argument("--seed", type=int, default=0)

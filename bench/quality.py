@@ -63,7 +63,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="rebuild the tables from the evaluations an earlier run left in --work (nothing is trained or evaluated)")
     p.add_argument("--max-history", type=int, default=None,
                    help="prepare the data with histories of up to this many items (default 10; a run trained on such data needs it)")
-    p.add_argument("--assist", choices=("sasrec", "popularity"), default="sasrec",
+    p.add_argument("--assist", choices=("sasrec", "popularity", "last-item"), default="sasrec",
                    help="genrec-assisted: the assistant fused into beam decoding, at the weight stored with the run "
                         "(chosen on validation by bench/assist_weight.py)")
     p.add_argument("--max-expansions", type=int, default=2000, help="node budget of exact decoding per user")

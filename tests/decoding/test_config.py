@@ -27,6 +27,7 @@ def test_the_assistant_is_for_beam_decoding_only():
     with pytest.raises(ConfigError, match="no assistant is"):
         DecodingConfig(assist_weight=0.3)
     assert DecodingConfig(assist_weight=0.0).fused_weight == 0.0
+    assert DecodingConfig(assist="last-item", assist_weight=0.25).fused_weight == 0.25
     assisted = DecodingConfig(assist="sasrec", assist_weight=0.75)
     exact = assisted.with_mode("exact")  # switching mode drops what does not apply
     assert (exact.mode, exact.assist, exact.assist_weight, exact.beams) == ("exact", None, None, 10)

@@ -45,7 +45,7 @@ def evaluate(
     beams: Annotated[int, typer.Option(help="genrec: beam width (>= k)")] = 10,
     grounding: Annotated[str, typer.Option(help="genrec --decode free: exact (the paper's string match), bm25 or embedding")] = "exact",
     renormalise: Annotated[bool, typer.Option(help="genrec: score tokens among the catalogue's continuations only")] = False,
-    assist: Annotated[str | None, typer.Option(help="genrec --decode beam: fuse a text-free assistant at every step (D3), sasrec or popularity")] = None,
+    assist: Annotated[str | None, typer.Option(help="genrec --decode beam: fuse an assistant at every step (D3): sasrec, popularity or last-item")] = None,
     assist_weight: Annotated[float | None, typer.Option(help="genrec: the assistant's weight in [0, 1] (default: the one stored in RUN/assist.json)")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="evaluation folder to write: new, empty, or an earlier evaluation with --overwrite")] = Path("eval"),
     overwrite: Annotated[bool, typer.Option(help="replace the evaluation in --out and the model in --save-model (atomically)")] = False,

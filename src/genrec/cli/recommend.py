@@ -49,7 +49,7 @@ def recommend(
     as_json: Annotated[bool, typer.Option("--json", help='print {"items": [{"item_id", "title", "score"}], "unknown": [...], "shortfall": why fewer than k or null}')] = False,
     decode: Annotated[str, typer.Option(help="beam (default), exact (the model's true top-k) or free (the paper's unconstrained beams)")] = "beam",
     beams: Annotated[int | None, typer.Option(help="beam width (default: 10, or k if larger)")] = None,
-    assist: Annotated[str | None, typer.Option(help="beam decoding: fuse a text-free assistant at every step (D3), sasrec or popularity")] = None,
+    assist: Annotated[str | None, typer.Option(help="beam decoding: fuse an assistant at every step (D3): sasrec, popularity or last-item")] = None,
     assist_weight: Annotated[float | None, typer.Option(help="the assistant's weight in [0, 1] (default: the one chosen on validation, stored in RUN/assist.json)")] = None,
     dataset: Annotated[Path | None, typer.Option("--dataset", help="dataset folder (default: the one the run was trained on)")] = None,
     keep_seen: Annotated[bool, typer.Option("--keep-seen", help="allow items of the history in the result")] = False,

@@ -21,7 +21,7 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     decode: Annotated[str, typer.Option(help="default decoding: beam, exact or free (a request may choose another)")] = "beam",
     beams: Annotated[int, typer.Option(help="beam width; requests may ask for at most this many items in beam/free mode")] = 10,
-    assist: Annotated[str | None, typer.Option(help="beam decoding: fuse a text-free assistant at every step (D3), sasrec or popularity")] = None,
+    assist: Annotated[str | None, typer.Option(help="beam decoding: fuse an assistant at every step (D3): sasrec, popularity or last-item")] = None,
     assist_weight: Annotated[float | None, typer.Option(help="the assistant's weight in [0, 1] (default: the one chosen on validation, stored in RUN/assist.json)")] = None,
     max_batch: Annotated[int, typer.Option(help="most requests decoded together (1 = one at a time)")] = 16,
     max_wait_ms: Annotated[float, typer.Option(help="how long the worker waits to fill a batch")] = 5.0,

@@ -22,7 +22,7 @@ from ..errors import ConfigError
 
 Mode = Literal["beam", "exact", "free"]
 Grounding = Literal["exact", "bm25", "embedding"]
-AssistKind = Literal["sasrec", "popularity"]
+AssistKind = Literal["sasrec", "popularity", "last-item"]
 MODES: tuple[str, ...] = get_args(Mode)
 
 
@@ -37,7 +37,7 @@ class DecodingConfig(Config):
     max_expansions: int = Field(2000, ge=1, description="exact: search budget, trie nodes expanded per user")
     expand: int = Field(16, ge=1, description="exact: trie nodes expanded per user per forward pass")
     grounding: Grounding = Field("exact", description="free: map generated text to items by exact title match (the paper's), bm25 or embedding")
-    assist: AssistKind | None = Field(None, description="beam: a text-free assistant fused at every step (D3): sasrec or popularity")
+    assist: AssistKind | None = Field(None, description="beam: an assistant fused at every step (D3): sasrec, popularity or last-item (BM25 on the last title)")
     assist_weight: float | None = Field(None, ge=0, le=1, description="assistant weight w: score (1-w) log p_LM + w log p_assist (default: the weight chosen on validation and stored with the run)")
     assist_minutes: float = Field(5.0, gt=0, description="training budget of the SASRec assistant when the run has none stored")
 

@@ -6,7 +6,11 @@ language model's constrained decoding at every step (``genrec.decoding.beam``, o
 
 - ``popularity``: the training part's item counts, add-one smoothed (so an item never
   seen in training keeps a little mass), the same for every user;
-- ``sasrec``: SASRec's softmax over the catalogue after the user's history.
+- ``sasrec``: SASRec's softmax over the catalogue after the user's history;
+- ``last-item``: the softmax of the last-item BM25 scores (titles that share words with
+  the user's last title), a lexical rather than collaborative assistant: on Amazon Toys
+  last-item BM25 is the strongest baseline. The softmax of raw BM25 scores is sharp;
+  the weight chosen on validation acts as its temperature.
 
 The SASRec assistant is trained on the run's own dataset (training part, the split the
 language model was trained on) the first time it is asked for, and saved in the run
@@ -28,12 +32,12 @@ import numpy as np
 from .._io import read_json
 from ..errors import GenrecError
 
-KINDS = ("popularity", "sasrec")
+KINDS = ("popularity", "sasrec", "last-item")
 WEIGHTS_FILE = "assist.json"
 
 
 class Assistant:
-    """Per-user item distributions from a fitted popularity or SASRec model."""
+    """Per-user item distributions from a fitted popularity, SASRec or last-item model."""
 
     def __init__(self, kind: str, model):
         self.kind, self.model = kind, model
@@ -46,6 +50,10 @@ class Assistant:
             from .popularity import Popularity
 
             return cls(kind, Popularity().fit(dataset))
+        if kind == "last-item":
+            from .last_item import LastItemBM25
+
+            return cls(kind, LastItemBM25().fit(dataset))
         from .sasrec import SASRec, SASRecConfig
 
         folder = Path(run_path) / "assistant-sasrec"
@@ -66,7 +74,7 @@ class Assistant:
             rows = np.broadcast_to(counts / counts.sum(), (len(histories), counts.size))
         else:
             known = [[i for i in h if 0 <= i < self.model.n_items] for h in histories]
-            # a history made only of items added after training tells SASRec nothing: uniform
+            # a history made only of items added after training tells the model nothing: uniform
             rows = np.full((len(histories), self.model.n_items), 1.0 / self.model.n_items)
             users = [u for u, h in enumerate(known) if h]
             if users:

@@ -98,6 +98,11 @@ class LastItemBM25(DenseScorer):
         self._tie_rank[order] = np.arange(len(pop))
         return self
 
+    @property
+    def n_items(self) -> int:
+        """Catalogue items indexed when fitted."""
+        return len(self._doc_tokens)
+
     def _item_scores(self, item: int) -> np.ndarray:
         ids = self._doc_tokens[item]
         if not ids:  # a title made only of stop words matches nothing
