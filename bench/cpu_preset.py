@@ -66,11 +66,11 @@ def main() -> None:
     p.add_argument("--keep", help="keep the run folders here (default: a temporary folder)")
     args = p.parse_args()
 
-    from genrec.cli.train import resolve_train_config
     from genrec.data import Dataset, prepare, read_source
     from genrec.model.backbone import load_backbone
     from genrec.model.encoding import Codec
     from genrec.prompts import PromptSpec
+    from genrec.training.config import from_preset
     from genrec.training.loop import train
     from genrec.training.validation import Validator
 
@@ -87,7 +87,7 @@ def main() -> None:
         for name in args.variants.split(","):
             preset, over = VARIANTS[name]
             flat = [f"{k}={json.dumps(val)}" for k, val in over.items()]
-            cfg = resolve_train_config(preset, args.backbone, args.steps, flat + [
+            cfg = from_preset(preset, args.backbone, args.steps, flat + [
                 f"eval_every={args.eval_every}", f"eval_users={args.eval_users}", "seed=42", "save_every=null",
             ])
             run = Path(args.keep or tmp) / name

@@ -94,13 +94,13 @@ def prepared(name: str, work: Path, max_history: int | None = None):
 
 
 def train_run(ds, run: Path, a: argparse.Namespace, item_repr: str) -> dict:
-    from genrec.cli.train import resolve_train_config
+    from genrec.training.config import from_preset
     from genrec.training.loop import train
 
     overrides = [f"item_repr={item_repr}"]  # training keeps the preset's own seed
     if a.train_users:
         overrides.append(f"max_users={a.train_users}")
-    cfg = resolve_train_config(a.preset, a.backbone, a.genrec_steps, overrides)
+    cfg = from_preset(a.preset, a.backbone, a.genrec_steps, overrides)
     settings = {"backbone": cfg.backbone, "preset": a.preset, "steps": a.genrec_steps, "train_users": a.train_users,
                 "item_repr": item_repr}
     done = run / "bench-settings.json"

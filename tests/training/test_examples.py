@@ -155,3 +155,21 @@ def test_paper_preset_has_the_papers_settings():
     assert cfg.lora.target_modules == ["q_proj", "v_proj"]
     assert (cfg.lr, cfg.epochs, cfg.effective_batch, cfg.warmup_steps, cfg.cutoff_len) == (3e-4, 3, 128, 100, 256)
     assert cfg.loss_on == "all"
+
+
+def test_train_help_is_generated_from_the_config():
+    from typer.testing import CliRunner
+
+    from genrec.cli import _register, app
+
+    _register()
+    help_text = " ".join(CliRunner().invoke(app, ["train", "--help"], terminal_width=400).stdout.split())
+    dotted = [line.split("=", 1)[0] for line in TrainConfig.field_help().splitlines()]
+    assert "lora.r" in dotted and "finetune" in dotted and "num_layers" in dotted
+    missing = [f for f in dotted if f not in help_text]
+    assert not missing, f"train --help misses {missing}"
+    r = CliRunner().invoke(app, ["train", "--fields"])  # no data folder needed
+    assert r.exit_code == 0
+    for name, field in TrainConfig.model_fields.items():
+        if field.description:
+            assert f"{name}=" in r.stdout and field.description[:30] in " ".join(r.stdout.split())

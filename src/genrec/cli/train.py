@@ -11,14 +11,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from ..errors import GenrecError
+from ..training.config import TrainConfig, from_preset  # pydantic only: no torch at start-up
 from . import app, console, fail, out
-
-
-def resolve_train_config(preset: str | None, backbone: str | None, max_steps: int | None, overrides: list[str]):
-    """The library's :func:`genrec.training.config.from_preset` (imported when used: no torch at start-up)."""
-    from ..training.config import from_preset
-
-    return from_preset(preset, backbone, max_steps, overrides)
 
 
 class TrainProgress:
@@ -46,7 +40,25 @@ class TrainProgress:
         self.bar.stop()
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
+def _print_fields(wanted: bool) -> None:
+    if wanted:
+        out.print(TrainConfig.field_help(), highlight=False, soft_wrap=True)
+        raise typer.Exit()
+
+
+def _help() -> str:
+    """`genrec train --help`: the field list is generated from TrainConfig, so it never
+    misses a field."""
+    names = ", ".join(line.split("=", 1)[0] for line in TrainConfig.field_help().splitlines())
+    return (
+        "Fine-tune a backbone to write the next item (GenRec): LoRA or every weight, items as titles, random ids or item tokens.\n\n"
+        "Writes RUN_DIR/adapter, config.yaml, train_log.jsonl, run.json and checkpoints/. Runs unchanged under "
+        "`accelerate launch -m genrec train ...` or `torchrun --nproc_per_node N -m genrec train ...`.\n\n"
+        f"Config fields (override as key=value; `--fields` explains each): {names}."
+    )
+
+
+@app.command(help=_help(), context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
 def train(
     data_dir: Annotated[Path, typer.Argument(help="a dataset folder from `genrec prepare`")],
     overrides: Annotated[list[str] | None, typer.Argument(help="config overrides as key=value (e.g. lr=1e-3 lora.r=16)")] = None,
@@ -58,18 +70,9 @@ def train(
     resume: Annotated[bool, typer.Option(help="continue the run in --out from its last checkpoint")] = False,
     overwrite: Annotated[bool, typer.Option(help="replace a run already in --out")] = False,
     show_config: Annotated[bool, typer.Option(help="print the resolved config and exit")] = False,
+    fields: Annotated[bool, typer.Option("--fields", is_eager=True, callback=lambda v: _print_fields(v),
+                                         help="list every config field with its default and meaning, and exit")] = False,
 ) -> None:
-    """Fine-tune a backbone with LoRA to write the next item's title (GenRec).
-
-    Writes RUN_DIR/adapter (PEFT format), config.yaml, train_log.jsonl, run.json and
-    checkpoints/. Runs unchanged under `accelerate launch -m genrec train ...` or
-    `torchrun --nproc_per_node N -m genrec train ...`. Config fields (override as key=value):
-    backbone, template, serialisation, item_repr, loss_on, windows, windows_per_user,
-    max_history, max_users, cutoff_len, lora.r, lora.alpha, lora.dropout, lora.target_modules,
-    lora.layers, lr, schedule, warmup_steps, epochs, max_steps, max_minutes, batch_size,
-    effective_batch, group_by_length, seed, dtype, quantization, eval_every, eval_users,
-    metric, select_best, early_stopping_patience, save_every.
-    """
     from ..training.loop import train as run_train
 
     try:
@@ -79,7 +82,7 @@ def train(
 
             cfg = RunDir(out_dir).config()
         else:
-            cfg = resolve_train_config(preset, backbone, max_steps, overrides or [])
+            cfg = from_preset(preset, backbone, max_steps, overrides or [])
         if show_config:
             out.print(cfg.to_yaml(), highlight=False)
             return
