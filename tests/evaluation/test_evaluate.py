@@ -212,3 +212,30 @@ def test_compare_reads_metrics_written_before_cut_off_names(tiny_dataset, pop_re
     # mrr@10 of the old folder comes from its rankings (without an interval)
     assert first["mrr@10"] == pytest.approx(second["mrr@10"]) and "mrr@10" not in first["ci"]
     assert result["warnings"] == []
+
+
+def test_list_length_and_batch_size_default_to_the_methods_own(tiny_dataset):
+    class Narrow(Popularity):
+        """Popularity with a beam-like limit and a small evaluation batch, counting calls."""
+
+        eval_batch_size = 3
+
+        def __init__(self):
+            super().__init__()
+            self.calls: list[int] = []
+
+        @property
+        def max_k(self):
+            return 5
+
+        def recommend(self, histories, k=10, exclude_seen=True, **kw):
+            self.calls.append(len(histories))
+            return super().recommend(histories, k, exclude_seen, **kw)
+
+    rec = Narrow().fit(tiny_dataset)
+    result = evaluate(rec, tiny_dataset, n_resamples=10)
+    assert result.items.shape[1] == 5  # its max_k, not 20
+    assert max(rec.calls) == 3  # its eval_batch_size, not 256
+    with pytest.raises(GenrecError, match="beam width 5"):
+        evaluate(rec, tiny_dataset, k_max=6, n_resamples=10)
+    assert evaluate(Popularity().fit(tiny_dataset), tiny_dataset, n_resamples=10).items.shape[1] == 20

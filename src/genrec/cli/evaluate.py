@@ -126,11 +126,8 @@ def evaluate(
                            **{k: v for k, v in dict(assist=assist, assist_weight=assist_weight).items() if v is not None})
             options.pop("model", None)
             options.pop("seed", None)
-            if k_max is None:
-                k_max = beams if decode != "exact" else 20
-            elif decode != "exact" and k_max > beams:
+            if k_max is not None and decode != "exact" and k_max > beams:  # before a model is loaded
                 raise GenrecError(f"--k-max {k_max} is larger than the beam width {beams}", f"pass --beams {k_max} or a smaller --k-max")
-        k_max = 20 if k_max is None else k_max
         say = (lambda msg: console.print(f"[dim]{method}:[/] {msg}", highlight=False)) if main else None
         with console.status(f"preparing {method}") if main else contextlib.nullcontext():
             rec = build_method(method, ds, options, progress=say)
@@ -142,7 +139,7 @@ def evaluate(
             task = bar.add_task(f"evaluating {method}" + (f" (rank 0 of {world})" if world > 1 else ""), total=None)
             result = run_evaluate(
                 rec, ds, split=split, k_max=k_max, limit=limit, seed=seed,
-                batch_size=batch_size or (16 if method == "genrec" else 256),
+                batch_size=batch_size,  # None: the method's own (genrec.recommenders: eval_batch_size)
                 exclude_seen=not keep_seen, history=history, n_resamples=resamples,  # type: ignore[arg-type]
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
@@ -161,6 +158,7 @@ def evaluate(
         return
     s = result.summary()
     ci = s["ci"]
+    k_max = result.items.shape[1]  # the list length the method ranked to
     out.print(
         f"{method} on {s['dataset']} ({split}, {s['n_users']:,} users): "
         f"HR@10 {s['hr@10']:.4f} [{ci['hr@10'][0]:.4f}, {ci['hr@10'][1]:.4f}]  "

@@ -123,10 +123,10 @@ def evaluate(
     recommender: Recommender,
     dataset,
     split: Split = "test",
-    k_max: int = 20,
+    k_max: int | None = None,
     limit: int | None = None,
     seed: int = 0,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     exclude_seen: bool = True,
     history: HistoryMode = "full",
     n_resamples: int = 1000,
@@ -136,7 +136,17 @@ def evaluate(
 
     Other ranks of a distributed run return None. `limit` evaluates a random subset of
     that many users, drawn with `seed` (the same seed also drives the bootstrap).
+    ``k_max`` (the length of every ranked list) defaults to the recommender's ``max_k``
+    (GenRec's beam width) or 20; ``batch_size`` to its ``eval_batch_size``.
     """
+    max_k = recommender.max_k
+    if k_max is None:
+        k_max = max_k or 20
+    elif max_k is not None and k_max > max_k:
+        raise GenrecError(f"k_max {k_max} is larger than {recommender.name}'s beam width {max_k}",
+                          f"pass --beams {k_max} (or more), or a smaller --k-max")
+    if batch_size is None:
+        batch_size = recommender.eval_batch_size
     if k_max < 1:
         raise GenrecError(f"k_max must be at least 1, got {k_max}", "use e.g. --k-max 20")
     if batch_size < 1:

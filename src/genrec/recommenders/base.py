@@ -160,6 +160,8 @@ class Recommender(ABC):
 
     #: registry name, e.g. "popularity"
     name: ClassVar[str] = "recommender"
+    #: histories per recommend() call in an evaluation (a language model decodes fewer at once)
+    eval_batch_size: ClassVar[int] = 256
 
     @abstractmethod
     def fit(self, dataset) -> Recommender:

@@ -40,6 +40,7 @@ class GenRec(Recommender):
     :meth:`recommend` may pass another config, and a decoder is kept per config."""
 
     name = "genrec"
+    eval_batch_size = 16
 
     def __init__(self, run_dir: str | Path | None = None, decoding: DecodingConfig | None = None,
                  threads: int | None = None, device: str | None = None, train_config=None, **settings):
