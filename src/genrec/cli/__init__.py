@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 
 from ..errors import GenrecError
@@ -24,13 +24,44 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+class _Console(Console):
+    """Rich's console, except that it never wraps when writing to a pipe or a file.
+
+    Rich takes the width of a non-terminal from COLUMNS, any terminal among the standard
+    streams, or else 80, and then breaks table rows and long lines to fit; in a log or
+    under ``| grep`` a row must stay one line. Rules and expanding panels would fill this
+    width: print those with an explicit ``width=`` when not on a terminal.
+    """
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size
+        if self.is_terminal or self.is_jupyter:
+            return size
+        return ConsoleDimensions(PIPE_WIDTH, size.height)
+
+    @size.setter
+    def size(self, new_size) -> None:
+        Console.size.fset(self, new_size)
+
+
+#: the width of output that is not a terminal: wider than any table genrec prints
+PIPE_WIDTH = 10_000
 #: progress and messages go to stderr, results to stdout
-console = Console(stderr=True)
-out = Console()
+console = _Console(stderr=True)
+out = _Console()
 
 
 @contextmanager
 def status(message: str):
+    """A spinner on a terminal; elsewhere (where rich shows nothing) a plain line at the
+    start and at each update."""
+    if not console.is_terminal:
+        console.print(f"{message} ...", markup=False, highlight=False, soft_wrap=True)
+        yield lambda msg: console.print(f"{message}: {msg}", markup=False, highlight=False, soft_wrap=True)
+        return
     with console.status(message) as st:
         yield lambda msg: st.update(f"{message}: {msg}")
 

@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.rule import Rule
 from rich.table import Table
 
 from ..errors import GenrecError
 from . import app, console, fail, out, status
+from ._progress import CountProgress
 
 
 def _parse_map(pairs: list[str] | None) -> dict[str, str]:
@@ -70,8 +72,8 @@ def prepare(
                 raise GenrecError("--download is offered for the movielens format only", "download the files yourself and pass PATH")
             from ..data.sources.download import download_movielens
 
-            with status(f"downloading {download}"):
-                path = download_movielens(download)
+            with CountProgress(f"downloading {download}", console, "MiB") as bar:
+                path = download_movielens(download, progress=lambda n, total: bar(-(-n >> 20), total and -(-total >> 20)))
         with status(f"reading {format}"):
             source = read_source(format, path, **options)
         with status("preparing") as st:
@@ -159,5 +161,6 @@ def show(
     for row in ex.iter_rows(named=True):
         key = example_key(row["user_id"], row["position"])
         text = spec.render(prompts.segments(row["history"], key) + spec.response(row["target"]), titles)
-        out.rule(f"user {row['user_id']}, target position {row['position']}")
+        # a rule fills the console's width, which is unbounded in a pipe (cli/__init__.py)
+        out.print(Rule(f"user {row['user_id']}, target position {row['position']}"), width=None if out.is_terminal else 80)
         out.print(text, highlight=False, markup=False)

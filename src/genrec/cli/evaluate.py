@@ -14,26 +14,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.text import Text
 
 from ..config import parse_overrides
 from ..errors import GenrecError
-from . import app, console, fail, out
-
-
-class _UsersPerSecond(ProgressColumn):
-    def render(self, task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:,.1f} users/s" if speed else "– users/s", style="progress.data.speed")
+from . import app, console, fail, out, status
+from ._progress import CountProgress
 
 
 @app.command()
@@ -66,11 +52,15 @@ def evaluate(
     device: Annotated[str | None, typer.Option(help="sasrec: torch device (cpu, cuda)")] = None,
     cold_start: Annotated[bool, typer.Option("--cold-start", help="also report HR/NDCG/MRR separately for targets that never occur in training (cold) and the rest (warm), in metrics.json under cold_start")] = False,
     overrides: Annotated[list[str] | None, typer.Option("--set", help="method config field, KEY=VALUE (repeatable), e.g. --set hidden=128 --set n_last=3")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print metrics.json as one line of JSON on stdout instead of the summary line (progress and messages stay on stderr)")] = False,
 ) -> None:
     """Rank the full catalogue for every user of a split and write metrics.json, rankings.parquet, report.md, plot.png.
 
     Seen items are excluded unless --keep-seen. Metrics: HR@K and NDCG@K (K = 1..k-max),
-    MRR, valid rate, coverage@10, popularity bias, 95% bootstrap intervals, users/s.
+    MRR, valid rate, coverage@10, popularity bias, 95% bootstrap intervals, users/s (users
+    ranked per second from the first recommend() call to the last, loading and training
+    excluded; the progress bar shows the same figure). Not on a terminal (piped, under a
+    scheduler) progress is printed as plain lines: at the start, every 30 s or 10%, at the end.
     Under `torchrun --nproc_per_node N -m genrec evaluate ...` users are sharded across
     the processes and rank 0 writes the same outputs as one process would.
 
@@ -129,19 +119,20 @@ def evaluate(
             if k_max is not None and decode != "exact" and k_max > beams:  # before a model is loaded
                 raise GenrecError(f"--k-max {k_max} is larger than the beam width {beams}", f"pass --beams {k_max} or a smaller --k-max")
         say = (lambda msg: console.print(f"[dim]{method}:[/] {msg}", highlight=False)) if main else None
-        with console.status(f"preparing {method}") if main else contextlib.nullcontext():
+        with status(f"preparing {method}") if main else contextlib.nullcontext():
             rec = build_method(method, ds, options, progress=say)
         if save_model is not None and main:
             rec.save(save_model)
             console.print(f"[green]saved[/] the {method} model to {save_model}")
-        columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), _UsersPerSecond(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
-        with Progress(*columns, console=console, disable=not main) as bar:
-            task = bar.add_task(f"evaluating {method}" + (f" (rank 0 of {world})" if world > 1 else ""), total=None)
+        # users/s on the bar is metrics.json's users_per_second: users ranked over the time from
+        # the first recommend() call on (rank 0's share times the processes; cli/_progress.py)
+        label = f"evaluating {method}" + (f" (rank 0 of {world})" if world > 1 else "")
+        with CountProgress(label, console, "users", scale=world, enabled=main) as bar:
             result = run_evaluate(
                 rec, ds, split=split, k_max=k_max, limit=limit, seed=seed,
                 batch_size=batch_size,  # None: the method's own (genrec.recommenders: eval_batch_size)
                 exclude_seen=not keep_seen, history=history, n_resamples=resamples,  # type: ignore[arg-type]
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
+                progress=bar,
             )
         if result is not None:
             if cold_start:
@@ -155,6 +146,10 @@ def evaluate(
     finally:
         distributed.finish()
     if result is None:
+        return
+    if as_json:
+        _print_json(out_dir / "metrics.json")
+        console.print(f"[green]wrote[/] {out_dir}/metrics.json, rankings.parquet, report.md, plot.png")
         return
     s = result.summary()
     ci = s["ci"]
@@ -180,6 +175,15 @@ def evaluate(
     console.print(f"[green]wrote[/] {out_dir}/metrics.json, rankings.parquet, report.md, plot.png")
 
 
+def _print_json(path: Path) -> None:
+    """The JSON file at `path` as one line on stdout (without rich: no wrapping, no colour)."""
+    import json
+
+    from .._io import dumps
+
+    typer.echo(dumps(json.loads(path.read_text(encoding="utf-8"))))
+
+
 def _fmt4(x) -> str:
     return "–" if x is None or x != x else f"{x:.4f}"
 
@@ -192,6 +196,7 @@ def compare(
     resamples: Annotated[int, typer.Option(help="paired bootstrap resamples")] = 1000,
     seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
     holm: Annotated[bool, typer.Option("--holm", help="add Holm-Bonferroni adjusted p-values over all the paired tests")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print comparison.json as one line of JSON on stdout instead of the table")] = False,
 ) -> None:
     """Compare evaluations of the same dataset and split: a table, one plot, paired tests against the first.
 
@@ -205,5 +210,8 @@ def compare(
         fail(e)
     for warning in result["warnings"]:
         console.print(Text.assemble(("warning: ", "yellow"), warning), highlight=False, soft_wrap=True)
-    out.print((out_dir / "comparison.md").read_text(encoding="utf-8"), highlight=False, markup=False)
+    if as_json:
+        _print_json(out_dir / "comparison.json")
+    else:  # soft_wrap: a table row longer than the terminal stays one row
+        out.print((out_dir / "comparison.md").read_text(encoding="utf-8"), highlight=False, markup=False, soft_wrap=True)
     console.print(f"[green]wrote[/] {out_dir} ({len(result['methods'])} methods, {result['paired_users']:,} paired users)")

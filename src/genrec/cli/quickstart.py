@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from ..errors import GenrecError
 from . import app, console, fail, out
+from ._progress import CountProgress
 from .train import TrainProgress
 
 
@@ -35,17 +35,15 @@ def quickstart(
     from ..quickstart import QuickstartPlan, run_quickstart
 
     t0 = time.perf_counter()
-    bars: list[Progress] = []
+    bars: list[CountProgress] = []
 
     def eval_progress(name):
-        bar = Progress(TextColumn(f"[bold]evaluate {name}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                       TextColumn("eta"), TimeRemainingColumn(), console=console)
-        bar.start()
+        # a bar on a terminal, plain lines in a log (cli/_progress.py)
+        bar = CountProgress(f"evaluate {name}", console, "users")
         bars.append(bar)
-        task = bar.add_task(name, total=None)
 
         def update(done, total):
-            bar.update(task, completed=done, total=total)
+            bar(done, total)
             if done >= total:
                 bar.stop()
         return update

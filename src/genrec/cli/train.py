@@ -13,31 +13,57 @@ from rich.table import Table
 from ..errors import GenrecError
 from ..training.config import TrainConfig, from_preset  # pydantic only: no torch at start-up
 from . import app, console, fail, out
+from ._progress import PlainLines
 
 
 class TrainProgress:
-    """A rich progress bar fed by the training loop's log entries."""
+    """Progress fed by the training loop's log entries: a rich bar on a terminal; piped or
+    under a scheduler, plain lines (at the start, every 30 s or 10% of the steps, at the
+    end) and a line when a validation pass starts and when it ends."""
 
     def __init__(self):
-        self.bar = Progress(
-            TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
-            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-            console=console, transient=False,
-        )
+        self.bar = None
+        self.plain = None if console.is_terminal else PlainLines("train", "steps", console)
+        if self.plain is None:
+            self.bar = Progress(
+                TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
+                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                console=console, transient=False,
+            )
         self.task = None
+        self.info = ""
 
     def __call__(self, e: dict) -> None:
-        if e["kind"] == "start":
+        kind = e["kind"]
+        if kind == "start":
+            if self.plain is not None:
+                self.plain.update(e["step"], e["total"], f"{e['examples']:,} examples")
+                return
             self.bar.start()
             self.task = self.bar.add_task("train", total=e["total"], completed=e["step"], info="")
-        elif e["kind"] == "train" and self.task is not None:
-            self.bar.update(self.task, completed=e["step"], info=f"loss {e['loss']:.3f}  {e['tokens_per_second']:.0f} tok/s")
-        elif e["kind"] == "eval":
+        elif kind == "train":
+            info = f"loss {e['loss']:.3f}  {e['tokens_per_second']:.0f} tok/s"
+            if self.plain is not None:
+                self.plain.update(e["step"], e.get("total", self.plain.total), info.replace("  ", ", "))
+            elif self.task is not None:
+                self.info = info
+                self.bar.update(self.task, completed=e["step"], info=info)
+        elif kind == "eval_start":
+            if self.task is not None:
+                self.bar.update(self.task, info=f"validating on {e['users']:,} users")
+            else:
+                console.print(f"step {e['step']}: validating on {e['users']:,} users", highlight=False)
+        elif kind == "eval":
+            if self.task is not None:  # the pass is over
+                self.bar.update(self.task, info=self.info)
             shown = {k.removeprefix("valid_"): round(v, 4) for k, v in e.items() if k.startswith("valid_")}
-            self.bar.console.print(f"step {e['step']} validation: {shown}")
+            console.print(f"step {e['step']} validation: {shown} ({e.get('seconds', 0):.1f} s)", highlight=False, soft_wrap=True)
 
     def stop(self) -> None:
-        self.bar.stop()
+        if self.bar is not None:
+            self.bar.stop()
+        elif self.plain is not None:
+            self.plain.finish()
 
 
 def _print_fields(wanted: bool) -> None:

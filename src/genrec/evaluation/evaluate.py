@@ -35,7 +35,8 @@ from .metrics import compute_metrics
 
 Split = Literal["valid", "test"]
 HistoryMode = Literal["full", "window"]
-#: progress(done, total): called after every batch on rank 0
+#: progress(done, total): called on rank 0 with done=0 just before the first batch (where
+#: the clock of users/s starts) and after every batch
 Progress = Callable[[int, int], None]
 
 
@@ -53,7 +54,7 @@ class EvalResult:
     items: np.ndarray  # (n, k_max) ranked catalogue indices / markers
     scores: np.ndarray  # (n, k_max)
     metrics: dict  # compute_metrics output (scalars, curves, ci)
-    seconds: float  # wall time of recommending (fit excluded)
+    seconds: float  # wall time from the first recommend() call to the gathered lists (fit excluded)
     item_ids: list[str] = field(repr=False, default_factory=list)
     titles: list[str] = field(repr=False, default_factory=list)
 
@@ -165,9 +166,11 @@ def evaluate(
         stored = ex["history"].to_list()
         hists = [np.asarray(stored[i], dtype=np.int64) for i in mine]
 
-    t0 = time.perf_counter()
     items = np.full((len(mine), k_max), NO_ITEM, dtype=np.int64)
     scores = np.full((len(mine), k_max), -np.inf)
+    if progress is not None and rank == 0:
+        progress(0, len(mine))
+    t0 = time.perf_counter()
     for start in range(0, len(mine), batch_size):
         batch = hists[start : start + batch_size]
         ranked = recommender.recommend(batch, k=k_max, exclude_seen=exclude_seen)

@@ -226,6 +226,8 @@ def train(
                 })
             stop = False
             if validator is not None and _validation_due(cfg, state, total_steps):
+                if progress and accelerator.is_main_process:  # validation can take minutes: say it started
+                    progress({"kind": "eval_start", "step": state["step"], "users": len(validator)})
                 stop = _validate(accelerator, validator, wrapped, cfg, state, report, save_best)
             if cfg.max_minutes and state["train_seconds"] > cfg.max_minutes * 60:
                 stop = True
