@@ -137,7 +137,8 @@ class Recommender:
     ) -> Recommender:
         """Load a run folder from `genrec train` with its catalogue changes.
 
-        ``dataset``: the prepared dataset (default: the one the run was trained on).
+        ``dataset``: the prepared dataset (default: the one the run was trained on, or the
+        run's own copy of its catalogue when that folder is not here: a copied run).
         ``decoding``: the default :class:`~genrec.decoding.DecodingConfig` (default: beam
         search, 10 beams, 16 users a batch); ``decode`` (the mode), ``beams``,
         ``batch_size`` and further keyword ``settings`` (``grounding``, ``max_expansions``,
@@ -164,6 +165,62 @@ class Recommender:
         rec = cls(model, run_dir, store, changes)
         rec._replay(changes)
         return rec
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path, *, revision: str | None = None,
+                        cache_dir: str | Path | None = None, local_files_only: bool = False,
+                        **options) -> Recommender:
+        """Load a run folder, or a run on the Hugging Face Hub (``owner/name``, as
+        ``genrec push`` uploads it), downloaded with ``huggingface_hub.snapshot_download``
+        (``revision``, ``cache_dir``, ``local_files_only`` are passed to it).
+
+        `options` are those of :meth:`load`. A download lives in the Hub cache, which is
+        never written to: its catalogue changes are kept in memory unless ``changes_path``
+        names a file (``persist`` defaults to False for a Hub id).
+        """
+        path = Path(name_or_path).expanduser()
+        if path.exists():
+            return cls.load(path, **options)
+        repo_id = str(name_or_path)
+        if repo_id.count("/") != 1 or repo_id.startswith((".", "/", "~")):
+            raise GenrecError(f"{repo_id!r} is neither a folder nor a Hugging Face Hub id (owner/name)",
+                              "pass a run folder (from `genrec train` or save_pretrained) or a Hub id such as user/genrec-ml-1m")
+        try:
+            from huggingface_hub import snapshot_download
+        except ImportError:  # a dependency of transformers, so only a broken install lands here
+            raise GenrecError("loading from the Hub needs huggingface_hub", "pip install huggingface_hub") from None
+        try:
+            folder = snapshot_download(repo_id, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
+        except Exception as e:  # noqa: BLE001  (the Hub's errors are many; each is reported with its own words)
+            raise GenrecError(f"cannot download {repo_id!r} from the Hugging Face Hub: {type(e).__name__}: {e}",
+                              "check the id, the network and your login (`hf auth login` for a private repo); "
+                              "offline, a run already downloaded loads with local_files_only=True") from None
+        options.setdefault("persist", options.get("changes_path") is not None)
+        return cls.load(folder, **options)
+
+    def save_pretrained(self, path: str | Path) -> Path:
+        """Write this recommender as a portable run folder that :meth:`from_pretrained`
+        loads on any machine, without the dataset folder or the backbone cache.
+
+        The folder is the run without its resumable state (``checkpoints/``, ``best/``),
+        with its catalogue copy (``catalogue.parquet``: the catalogue it was loaded with,
+        written now for a run trained before runs kept one) and, as
+        ``catalogue_changes.json``, the items added and removed in effect now, wherever they
+        were kept (the run folder, another file, memory only): the saved folder loads with
+        the same live catalogue. The changes stay a separate file, not merged into the
+        catalogue copy, because a removed item keeps its index and the changes file is
+        what ``add_items``/``remove_items`` go on writing. Decoding settings are not saved;
+        give them to :meth:`from_pretrained`. `path` is written atomically; it may be new,
+        empty or an earlier run folder (replaced), never the run itself.
+        """
+        from .training.rundir import RunDir
+
+        with self._model_lock:
+            with RunDir(self.run_dir).export(path, dataset=self.dataset) as tmp:
+                (tmp / CHANGES_FILE).unlink(missing_ok=True)
+                if self._changes:
+                    ChangeStore(tmp / CHANGES_FILE, fingerprint(self.dataset.catalogue, self.dataset.name)).save(self._changes)
+        return Path(path)
 
     def _replay(self, changes: CatalogueChanges) -> None:
         where = f" (from {self._store.path})" if self._store else ""

@@ -77,7 +77,7 @@ def fail(e: GenrecError) -> None:
 def _register() -> None:
     # imported for their @app.command side effects
     from . import data  # noqa: F401
-    for optional in ("train", "evaluate", "quickstart", "serve", "recommend", "cold", "export"):
+    for optional in ("train", "evaluate", "quickstart", "serve", "recommend", "cold", "push", "export"):
         try:
             __import__(f"{__name__}.{optional}")
         except ModuleNotFoundError as e:

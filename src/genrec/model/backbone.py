@@ -10,12 +10,19 @@ conversion never leave a broken cache.
 
 ``tiny-random-llama`` is a 2-layer, 32-wide LLaMA with seeded random weights and the
 packaged tokenizer, for tests and smoke runs: about 1.6M parameters.
+
+A run records its backbone by what any machine can resolve (:func:`backbone_record`):
+the name it was given (an alias or a Hub id; a local folder only by its path), with a
+sha256 of the weights, so a copied run loads its backbone by name and can tell when the
+weights it got differ from those it was trained on (issue 14).
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,6 +144,69 @@ def resolve_backbone(name: str, cache: str | os.PathLike | None = None) -> str:
         f"unknown backbone {name!r}: not a folder, not a hub name (owner/name), not an alias",
         "use one of " + ", ".join(ALIASES) + ", a local model folder, or a hub name such as meta-llama/Llama-3.2-1B",
     )
+
+
+def backbone_kind(name: str) -> str:
+    """How a backbone name resolves: ``alias``, ``local`` (a folder) or ``hub`` (owner/name)."""
+    if name in ALIASES:
+        return "alias"
+    if Path(name).expanduser().exists() or name.startswith((".", "/", "~")) or name.count("/") != 1:
+        return "local"
+    return "hub"
+
+
+def backbone_record(name: str, path: str) -> dict:
+    """What run.json keeps of a backbone: the name it was given, how that name resolves,
+    the folder it was loaded from on this machine (a hint for the same machine only), the
+    weights' sha256 and, for a Hub id in the local Hugging Face cache, the commit."""
+    record = {"name": name, "kind": backbone_kind(name), "path": path, "sha256": weights_sha256(path)}
+    if record["kind"] == "hub":
+        folder = _hub_snapshot(path)
+        if folder is not None and folder.parent.name == "snapshots":
+            record["revision"] = folder.name
+    return record
+
+
+def weights_sha256(path: str | os.PathLike) -> str | None:
+    """One sha256 over a model's weight files (each file's name and content), or None when
+    there are none to read (a Hub id not in the local cache).
+
+    A file in the Hugging Face cache is a link to a blob named by the sha256 of its
+    content (git LFS), which is taken from the name rather than read again: a 7B backbone
+    is 14 GB.
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        found = _hub_snapshot(str(path))
+        if found is None:
+            return None
+        folder = found
+    files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("pytorch_model*.bin"))
+    if not files:
+        return None
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f"{f.name}\0{_file_sha256(f)}\n".encode())
+    return h.hexdigest()
+
+
+def _file_sha256(f: Path) -> str:
+    if f.is_symlink() and re.fullmatch(r"[0-9a-f]{64}", f.resolve().name):
+        return f.resolve().name
+    with open(f, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def _hub_snapshot(hub_id: str) -> Path | None:
+    """The local snapshot folder of a Hub model already in the Hugging Face cache (no network)."""
+    if backbone_kind(hub_id) != "hub":
+        return None
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(hub_id, local_files_only=True))
+    except Exception:  # noqa: BLE001  (not cached, or no huggingface_hub: the hash is a record, never a reason to fail)
+        return None
 
 
 @dataclass

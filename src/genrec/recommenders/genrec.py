@@ -91,12 +91,11 @@ class GenRec(Recommender):
         return cls(path, **options)._load(dataset)
 
     def save(self, path: str | Path) -> None:
-        """Copy the run folder to `path` (without its resumable checkpoints): GenRec's model
-        is its run. Decoding settings are not part of it; they are given to :meth:`load`,
-        as to ``genrec evaluate --run``."""
-        import shutil
-
-        from .._io import atomic_dir
+        """Copy the run folder to `path` as a portable run (``RunDir.export``: without its
+        resumable checkpoints, with the catalogue it was loaded with): GenRec's model is its
+        run. Decoding settings are not part of it; they are given to :meth:`load`, as to
+        ``genrec evaluate --run``."""
+        from ..training.rundir import RunDir
 
         self._require_loaded()
         if self._removed or len(self.codec) != len(self.dataset.catalogue):
@@ -104,8 +103,8 @@ class GenRec(Recommender):
                 "the catalogue was changed in memory (items added or removed); a saved run would not hold the change",
                 "save before changing the catalogue, or use genrec.Recommender, which keeps changes in the run folder",
             )
-        with atomic_dir(path) as tmp:
-            shutil.copytree(self.run_dir, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns("checkpoints"))
+        with RunDir(self.run_dir).export(path, dataset=self.dataset):
+            pass
 
     #: options `from_options` accepts (besides `run`): the decoding config's fields, its
     #: mode also as ``decode``, and where the model runs
@@ -144,8 +143,8 @@ class GenRec(Recommender):
                 "finish it with `genrec train ... --resume`, or point at another run",
             )
         cfg = run.config()
-        if dataset is None:
-            dataset = Dataset(info["dataset"]["path"])
+        if dataset is None:  # the dataset folder, or the run's own catalogue copy when that is gone
+            dataset = run.dataset(info)
         if len(dataset.catalogue) != info["dataset"]["n_items"] and cfg.item_repr != "title":
             raise GenrecError(
                 f"the run was trained on {info['dataset']['n_items']} items but the dataset has {len(dataset.catalogue)}",
@@ -154,7 +153,9 @@ class GenRec(Recommender):
         self.dataset, self.cfg = dataset, cfg
         self._check_fits(self.decoding)
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        backbone = load_backbone(info["backbone"].get("path") or cfg.backbone, dtype=cfg.dtype, device=device)
+        source = run.backbone_source(info)
+        backbone = load_backbone(source, dtype=cfg.dtype, device=device)
+        _check_weights(info.get("backbone") or {}, source, backbone.path)
         if cfg.num_layers:
             keep_layers(backbone.model, cfg.num_layers)
         self.model = load_trained(backbone.model, run.path / "adapter").eval()
@@ -368,6 +369,21 @@ class GenRec(Recommender):
         # built: build it again on next use (beam and exact share the updated trie)
         for decoding in [d for d in self._decoders if d.mode == "free"]:
             del self._decoders[decoding]
+
+
+def _check_weights(record: dict, source: str, path: str) -> None:
+    """Warn when a backbone found by name is not the one the run was trained on."""
+    from ..model.backbone import weights_sha256
+
+    if not record.get("sha256") or (source == record.get("path") and record.get("kind") != "hub"):
+        return  # a run without a hash, or the very folder training loaded (same machine)
+    found = weights_sha256(path)
+    if found is not None and found != record["sha256"]:
+        import warnings
+
+        warnings.warn(f"the backbone {source!r} loaded from {path} is not the one the run was trained on "
+                      f"(weights sha256 {found[:12]}..., trained on {record['sha256'][:12]}...): recommendations "
+                      "may differ from the run's", stacklevel=3)
 
 
 def _read_names(run_path: Path) -> list[str]:

@@ -28,7 +28,7 @@ import torch
 from .._io import atomic_dir
 from ..data.dataset import Dataset
 from ..errors import GenrecError
-from ..model.backbone import load_backbone
+from ..model.backbone import backbone_record, load_backbone
 from ..model.encoding import IGNORE, Codec, random_id_names
 from ..model.finetune import add_item_tokens, keep_layers, trainable_model
 from ..model.prompting import PromptBuilder
@@ -109,10 +109,10 @@ def train(
     prompts = PromptBuilder.for_run(codec, ds, cfg)  # the one prompt rule of validation and inference too
     # everything that can reject the settings has run: only now touch the run folder
     if accelerator.is_main_process and not resume:
-        run.create(cfg, Path(data_dir), ds.manifest, overwrite)
+        run.create(cfg, ds, overwrite)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        run.update(backbone={"name": cfg.backbone, "path": backbone.path}, item_repr=cfg.item_repr, item_token_start=item_token_start)
+        run.update(backbone=backbone_record(cfg.backbone, backbone.path), item_repr=cfg.item_repr, item_token_start=item_token_start)
         if cfg.item_repr == "random-id":
             from .._io import write_json
 
