@@ -41,6 +41,8 @@ KINDS: dict[str, tuple[tuple[str, ...], str]] = {
     "quickstart": (("quickstart.json",), "a quickstart folder (genrec quickstart)"),
     # a saved model's file is named after its method
     "model": (("popularity.json", "last_item.json", "model.safetensors"), "a saved model (genrec evaluate --save-model)"),
+    "recbole-export": (("recbole_export.json",), "a RecBole export (genrec export recbole)"),
+    "trec-run": (("trec_export.json",), "a TREC run export (genrec export run)"),
 }
 
 

@@ -47,8 +47,7 @@ from .dataset import SPLITS, Dataset
 from .sequences import window_examples
 
 #: the marker `check_out` recognises an export folder by (see ``_io.KINDS``)
-MARKER = "recbole_export.json"
-KINDS.setdefault("recbole-export", ((MARKER,), "a RecBole export (genrec export recbole)"))
+MARKER = KINDS["recbole-export"][0][0]
 
 IdMode = Literal["source", "index"]
 #: a token_seq is split on spaces; any whitespace in a token would split it

@@ -40,8 +40,7 @@ from ..ranking import INVALID, NO_ITEM
 from ._report import _load
 
 #: the marker `check_out` recognises an export folder by (see ``_io.KINDS``)
-MARKER = "trec_export.json"
-KINDS.setdefault("trec-run", ((MARKER,), "a TREC run export (genrec export run)"))
+MARKER = KINDS["trec-run"][0][0]
 RUN_FILE = "run.trec"
 QRELS_FILE = "qrels.trec"
 
