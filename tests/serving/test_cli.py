@@ -38,6 +38,7 @@ def loaded(monkeypatch, recommender):
         return recommender
 
     monkeypatch.setattr(Recommender, "load", staticmethod(fake_load))
+    monkeypatch.setattr(Recommender, "from_pretrained", staticmethod(fake_load))
     return calls
 
 
@@ -183,3 +184,8 @@ def test_score_only_prints_every_candidate_in_file_order(loaded, recommender, ca
 def test_bad_candidates_exit_2(loaded, args, stdin, message):
     r = runner.invoke(app, ["recommend", "--run", "RUN", *args], input=stdin)
     assert r.exit_code == 2 and message in r.stderr, r.output
+
+
+def test_run_that_is_neither_a_folder_nor_a_hub_id_exits_2():
+    r = runner.invoke(app, ["recommend", "--run", "no/such/run", "Heat (1995)"])
+    assert r.exit_code == 2 and "neither a folder nor a Hugging Face Hub id" in r.stderr

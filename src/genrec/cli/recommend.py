@@ -43,7 +43,7 @@ def read_history(args: list[str], file: str | None) -> list[str]:
 @app.command()
 def recommend(
     history: Annotated[list[str] | None, typer.Argument(help="titles or item ids the user interacted with, oldest first ('-' reads stdin)")] = None,
-    run: Annotated[Path, typer.Option("--run", help="a run folder from `genrec train`")] = Path("runs/genrec"),
+    run: Annotated[Path, typer.Option("--run", help="a run folder from `genrec train` (or save_pretrained), or a Hugging Face Hub id owner/name (`genrec push`)")] = Path("runs/genrec"),
     k: Annotated[int, typer.Option("-k", "--k", help="how many items to recommend")] = 10,
     file: Annotated[str | None, typer.Option("--file", help="read the history from a file, one title or item id a line ('-' = stdin)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help='print {"items": [{"item_id", "title", "score"}], "unknown": [...], "shortfall": why fewer than k or null}')] = False,
@@ -87,7 +87,7 @@ def recommend(
         if beams is None:  # a beam of k is needed only when searching the catalogue
             beams = 10 if wanted is not None else max(10, k)
         with console.status(f"loading {run}"):
-            rec = Recommender.load(run, dataset, decode=decode, beams=beams,  # type: ignore[arg-type]
+            rec = Recommender.from_pretrained(run, dataset=dataset, decode=decode, beams=beams,  # type: ignore[arg-type]
                                    threads=threads, assist=assist, assist_weight=assist_weight)
         on_unknown = "skip" if skip_unknown else "error"
         if score_only:

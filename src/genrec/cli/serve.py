@@ -15,7 +15,7 @@ from . import app, console, fail
 
 @app.command()
 def serve(
-    run: Annotated[Path, typer.Option("--run", help="a run folder from `genrec train`")],
+    run: Annotated[Path, typer.Option("--run", help="a run folder from `genrec train` (or save_pretrained), or a Hugging Face Hub id owner/name (`genrec push`)")],
     dataset: Annotated[Path | None, typer.Option("--dataset", help="dataset folder (default: the one the run was trained on)")] = None,
     host: Annotated[str, typer.Option(help="address to bind; the default answers this machine only")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
@@ -52,7 +52,7 @@ def serve(
             console.print(f"[yellow]warning:[/] {host} is reachable from other machines and no --token is set: "
                           "anyone there can add and remove items")
         with console.status(f"loading {run}"):
-            rec = Recommender.load(run, dataset, decode=decode, beams=beams, batch_size=max_batch,  # type: ignore[arg-type]
+            rec = Recommender.from_pretrained(run, dataset=dataset, decode=decode, beams=beams, batch_size=max_batch,  # type: ignore[arg-type]
                                    threads=threads, device=device, persist=persist, assist=assist, assist_weight=assist_weight)
         application = create_app(rec, token=token, max_batch=max_batch, max_wait_ms=max_wait_ms,
                                  max_queue=max_queue, max_body_bytes=max_body_bytes)
