@@ -53,6 +53,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--users", type=int, default=None, help="evaluate on a seeded subset of this many test users")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sasrec-minutes", type=float, default=5.0)
+    p.add_argument("--sasrec-model", type=Path, default=None,
+                   help="evaluate this saved SASRec (genrec evaluate --method sasrec --save-model) instead of training one; "
+                        "put the same folder in RUN/assistant-sasrec to compare SASRec alone with the fused decoding")
     p.add_argument("--backbone", default="smollm2-135m")
     p.add_argument("--preset", default="cpu-titles", help="preset of the runs quality.py trains itself (titles or random IDs)")
     p.add_argument("--genrec-steps", type=int, default=60)
@@ -149,6 +152,7 @@ def main(argv=None) -> None:
     settings: dict = {"command": " ".join(["python bench/quality.py", *(argv if argv is not None else sys.argv[1:])]),
                       "dataset": a.dataset, "users": users, "of_test_users": n_test, "seed": a.seed,
                       "methods": a.methods, "sasrec_minutes": a.sasrec_minutes, "beams": a.beams,
+                      "sasrec_model": str(a.sasrec_model) if a.sasrec_model else None,
                       "exact_max_expansions": a.max_expansions, "threads": torch.get_num_threads(), "assist": a.assist,
                       "max_history": a.max_history or 10}
     runs: dict[str, Path] = {}
@@ -171,6 +175,8 @@ def main(argv=None) -> None:
         if method in ("popularity", "last-item"):
             return build_method(method, ds), 256
         if method == "sasrec":
+            if a.sasrec_model is not None:
+                return build_method("sasrec", ds, {"model": a.sasrec_model}), 256
             return build_method("sasrec", ds, {"max_minutes": a.sasrec_minutes, "seed": a.seed,
                                                "threads": torch.get_num_threads()}), 256
         decode = "beam" if method in ("genrec-id", "genrec-assisted") else method.removeprefix("genrec-")
@@ -252,7 +258,8 @@ def markdown(results: dict, settings: dict) -> str:
         lines.append(f"| {m} | {r['hr@5']:.4f} | {r['ndcg@5']:.4f} | {cell('hr@10')} | {cell('ndcg@10')} | {r.get('mrr@10', float('nan')):.4f} "
                      f"| {r['valid_rate']:.1%} | {r['coverage']:.3f} | {r['users_per_second']:.2f} |")
     lines.append("")
-    budget = [f"SASRec trained for at most {s['sasrec_minutes']} min"] if "sasrec" in s["methods"] else []
+    budget = ([f"SASRec loaded from {s['sasrec_model']}" if s.get("sasrec_model") else f"SASRec trained for at most {s['sasrec_minutes']} min"]
+              if "sasrec" in s["methods"] else [])
     for key in ("genrec", "genrec-id"):
         g = s.get(key)
         if g and not g.get("trained_elsewhere"):
