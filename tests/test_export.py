@@ -26,7 +26,7 @@ from genrec.data.sources.recbole import read_recbole
 from genrec.errors import GenrecError
 from genrec.evaluation import evaluate, export_trec, write_eval
 from genrec.ranking import INVALID, NO_ITEM, Ranked
-from genrec.recommenders.base import Recommender
+from genrec.recommenders.base import IndexRecommender
 from genrec.recommenders.popularity import Popularity
 from tests.conftest import tiny_source
 
@@ -244,7 +244,7 @@ def test_trec_run_recomputes_genrecs_metrics(tmp_path, split):
     assert summary["metrics"]["ndcg@10"] == json.loads((tmp_path / "ev" / "metrics.json").read_text())["ndcg@10"]
 
 
-class Markers(Recommender):
+class Markers(IndexRecommender):
     """Lists with INVALID and NO_ITEM slots among real items, all scores tied; the first
     user's list holds no item at all."""
 

@@ -79,14 +79,16 @@ def test_evaluation_without_matplotlib_skips_the_plot_with_a_warning(tiny_datase
         out = write_eval(result, tmp_path / "eval")
     assert (out / "metrics.json").is_file() and (out / "report.md").is_file() and (out / "rankings.parquet").is_file()
     assert not (out / "plot.png").exists()
+    assert "plot.png" not in (out / "report.md").read_text()  # no link to an image that is not there
     with pytest.warns(UserWarning, match=r"genrec\[plot\]"):
         compare([out, out], tmp_path / "cmp", n_resamples=10)
     assert (tmp_path / "cmp" / "comparison.json").is_file() and not (tmp_path / "cmp" / "plot.png").exists()
+    assert "plot.png" not in (tmp_path / "cmp" / "comparison.md").read_text()
 
 
 def test_cli_prints_genrecs_own_warnings_as_one_line(capsys, monkeypatch):
     import genrec.cli
-    import genrec.evaluation._report as report
+    import genrec.evaluation.report as report
 
     passed_on = []
     monkeypatch.setattr(genrec.cli, "_python_showwarning", lambda *a: passed_on.append(a))

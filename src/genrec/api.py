@@ -612,7 +612,7 @@ class Recommender:
             indices = self._rec.add_items(ids, titles)
         except BaseException:
             # GenRec extends its lists before the trie takes the titles: trim them back
-            for seq in (self._rec.item_ids, self._rec.titles, self._rec.codec.names, self._rec.codec.item_ids):
+            for seq in (self._rec.item_ids, self._rec.titles, self._rec.codec.names, self._rec.codec.item_tokens):
                 del seq[start:]
             raise
         with self._map_lock:

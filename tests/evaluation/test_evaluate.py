@@ -12,7 +12,7 @@ from genrec.errors import GenrecError
 from genrec.evaluation import compare, evaluate, write_eval
 from genrec.evaluation.evaluate import full_histories
 from genrec.evaluation.metrics import DuplicateItemsError, holm
-from genrec.recommenders.base import Ranked, Recommender
+from genrec.recommenders.base import IndexRecommender, Ranked
 from genrec.recommenders.last_item import LastItemBM25
 from genrec.recommenders.popularity import Popularity
 
@@ -22,7 +22,7 @@ REQUIRED_KEYS = {
 }
 
 
-class Spy(Recommender):
+class Spy(IndexRecommender):
     """Records the histories it is given; recommends a fixed list (or duplicates)."""
 
     name = "spy"
@@ -125,7 +125,7 @@ def test_write_eval_files(tiny_dataset, pop_result, tmp_path):
 def test_write_eval_failure_keeps_earlier_output(tiny_dataset, pop_result, tmp_path, monkeypatch):
     out = write_eval(pop_result, tmp_path / "eval")
     before = (out / "metrics.json").read_text()
-    import genrec.evaluation._report as report
+    import genrec.evaluation.report as report
 
     def boom(*a, **k):
         raise RuntimeError("disk full")

@@ -40,7 +40,7 @@ def test_the_packaged_tokenizer_ends_responses_with_the_real_eos(tokenizer):
 
 def test_titles_round_trip_through_the_tokenizer(tokenizer):
     codec = Codec(tokenizer, TITLES)
-    for title, ids in zip(TITLES, codec.item_ids, strict=True):
+    for title, ids in zip(TITLES, codec.item_tokens, strict=True):
         assert tokenizer.decode(ids) == title
 
 
@@ -53,7 +53,7 @@ def test_any_clean_title_round_trips(tokenizer, raw):
     title = clean_title(raw)  # what catalogue hygiene makes of it
     assume(title)
     codec = Codec(tokenizer, [title])
-    assert tokenizer.decode(codec.item_ids[0]) == title
+    assert tokenizer.decode(codec.item_tokens[0]) == title
 
 
 def test_items_are_tokenised_as_in_the_prompt(tokenizer):

@@ -10,7 +10,7 @@ import pytest
 
 from genrec.errors import GenrecError
 from genrec.evaluation.evaluate import full_histories
-from genrec.recommenders.base import NO_ITEM, Ranked, Recommender
+from genrec.recommenders.base import NO_ITEM, IndexRecommender, Ranked
 
 
 class RecommenderTests:
@@ -19,10 +19,10 @@ class RecommenderTests:
     #: False for methods that need at least one history item
     supports_empty_history: bool = False
 
-    def make(self) -> Recommender:  # pragma: no cover - every subclass overrides it
+    def make(self) -> IndexRecommender:  # pragma: no cover - every subclass overrides it
         raise NotImplementedError
 
-    def reload(self, fitted: Recommender, path, dataset) -> Recommender:
+    def reload(self, fitted: IndexRecommender, path, dataset) -> IndexRecommender:
         """Load what `fitted` saved at `path` (a method whose load takes call-time
         settings, such as GenRec's decoding, passes the ones `fitted` used)."""
         return type(fitted).load(path, dataset)
@@ -30,7 +30,7 @@ class RecommenderTests:
     # -- fixtures -------------------------------------------------------------------
     @pytest.fixture(scope="class")
     @classmethod
-    def fitted(cls, tiny_dataset) -> Recommender:
+    def fitted(cls, tiny_dataset) -> IndexRecommender:
         return cls().make().fit(tiny_dataset)
 
     @pytest.fixture(scope="class")

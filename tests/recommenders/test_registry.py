@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from genrec.errors import ConfigError, GenrecError
-from genrec.recommenders import METHODS, Recommender, build_method
+from genrec.recommenders import METHODS, IndexRecommender, build_method
 from genrec.recommenders.last_item import LastItemBM25
 from genrec.recommenders.popularity import Popularity
 
@@ -12,7 +12,7 @@ def test_methods_map_names_to_recommender_classes():
     assert {"popularity", "sasrec", "last-item"} <= set(METHODS)
     for name in METHODS:
         cls = METHODS[name]
-        assert issubclass(cls, Recommender) and cls.name == name
+        assert issubclass(cls, IndexRecommender) and cls.name == name
 
 
 def test_build_method_fits_with_options(tiny_dataset):

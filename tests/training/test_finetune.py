@@ -72,19 +72,19 @@ def test_item_tokens_start_from_their_titles():
     bb = load_backbone("tiny-random-llama")
     codec = Codec(bb.tokenizer, ["Heat (1995)", "Up (2009)"])
     emb = bb.model.get_input_embeddings().weight.detach().clone()
-    first = add_item_tokens(bb.model, codec.item_ids)
+    first = add_item_tokens(bb.model, codec.item_tokens)
     assert first == emb.shape[0]
     new = bb.model.get_input_embeddings().weight
     assert new.shape[0] == first + 2
-    torch.testing.assert_close(new[first], emb[codec.item_ids[0]].mean(0))
-    torch.testing.assert_close(new[first + 1], emb[codec.item_ids[1]].mean(0))
+    torch.testing.assert_close(new[first], emb[codec.item_tokens[0]].mean(0))
+    torch.testing.assert_close(new[first + 1], emb[codec.item_tokens[1]].mean(0))
     torch.testing.assert_close(new[:first], emb)  # the text vocabulary is untouched
     # tied head: the output row of an item token is its input row
     assert torch.equal(bb.model.get_output_embeddings().weight[first], new[first])
     tokens = Codec(bb.tokenizer, ["Heat (1995)", "Up (2009)"], item_token_start=first)
-    assert tokens.item_ids == [[first], [first + 1]] and tokens.vocab_size == first + 2
+    assert tokens.item_tokens == [[first], [first + 1]] and tokens.vocab_size == first + 2
     tokens.add_names(["New (2030)"])
-    assert tokens.item_ids[-1] == [first + 2]
+    assert tokens.item_tokens[-1] == [first + 2]
 
 
 def test_item_token_run_ranks_by_one_forward_pass(tiny_dataset, tmp_path):

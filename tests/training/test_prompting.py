@@ -25,7 +25,7 @@ def test_training_validation_and_inference_build_identical_prompts(tiny_dataset,
     ds = tiny_dataset
     codec = Codec(load_backbone("tiny-random-llama").tokenizer, ds.catalogue.titles)
     spec = PromptSpec("alpaca", "lines", ds.domain, vary_instruction=False)
-    shortest = int(np.argmin([len(ids) for ids in codec.item_ids]))
+    shortest = int(np.argmin([len(ids) for ids in codec.item_tokens]))
     stored = Validator(ds, codec, spec, 20, 0, 10, False).items  # every validation user, histories as stored
     assert any(len(h) > CAP for _, h, _, _ in stored)
     # a cutoff that the longest capped histories overrun: their oldest items must go

@@ -149,7 +149,7 @@ def evaluate(
         return
     if as_json:
         _print_json(out_dir / "metrics.json")
-        console.print(f"[green]wrote[/] {out_dir}/metrics.json, rankings.parquet, report.md, plot.png")
+        console.print(f"[green]wrote[/] {out_dir}/" + ", ".join(sorted(p.name for p in out_dir.iterdir())))
         return
     s = result.summary()
     ci = s["ci"]
@@ -172,7 +172,7 @@ def evaluate(
                         for g, v in groups.items()),
             highlight=False,
         )
-    console.print(f"[green]wrote[/] {out_dir}/metrics.json, rankings.parquet, report.md, plot.png")
+    console.print(f"[green]wrote[/] {out_dir}/" + ", ".join(sorted(p.name for p in out_dir.iterdir())))
 
 
 def _print_json(path: Path) -> None:

@@ -46,7 +46,8 @@ import torch
 
 from ..errors import GenrecError
 from ..ranking import NO_ITEM, Ranked
-from . import _lm, _shared
+from . import _lm
+from . import shared_prefix as prefix_attention
 from .trie import Trie
 
 
@@ -126,7 +127,7 @@ def beam_search(
     log-probability, and a beam as wide as the catalogue ranks exactly as the assistant.
 
     ``shared_prefix`` (default: where the model supports it) keeps one copy of each
-    prompt's cache for all of a user's beams (see ``_shared``); off, every beam row
+    prompt's cache for all of a user's beams (see :mod:`.shared_prefix`); off, every beam row
     carries its own copy in a plain Hugging Face cache. Both give the same result.
     """
     check_width(beams, k)
@@ -141,7 +142,7 @@ def beam_search(
         raise GenrecError(f"assist_weight={assist_weight} is outside [0, 1]", "use 0 (language model only) to 1 (assistant only)")
     pad_id = trie.eos_id if pad_id is None else pad_id
     stats = stats if stats is not None else BeamStats()
-    shared = _shared.supported(model) if shared_prefix is None else shared_prefix
+    shared = prefix_attention.supported(model) if shared_prefix is None else shared_prefix
     opts = dict(pad_id=pad_id, length_normalise=length_normalise, max_new_tokens=max_new_tokens, stats=stats,
                 hf_compatible=hf_compatible, shared=shared, renormalise=renormalise,
                 assist=assist if assist is not None and assist_weight > 0 else None, assist_weight=assist_weight)
@@ -214,7 +215,7 @@ def _search_batch(model, trie, prompts, users, k, W, exclude, *, pad_id, length_
     if shared:
         from transformers import DynamicCache
 
-        state = _shared.PrefixState(cache, prompt_mask)
+        state = prefix_attention.PrefixState(cache, prompt_mask)
         cache = DynamicCache()  # generated tokens only; the prompt stays in `state`, one copy per user
 
     # running beams, grouped by user: user, trie node, summed log-prob, cache row
@@ -297,7 +298,7 @@ def _search_batch(model, trie, prompts, users, k, W, exclude, *, pad_id, length_
         tokens = torch.from_numpy(ctok[pick]).to(device).unsqueeze(1)
         if shared:
             state.set_rows(u)
-            with _shared.active(model, state):
+            with prefix_attention.active(model, state):
                 out = _lm.forward(model, tokens, None, positions, cache)
         else:
             mask = torch.cat([prompt_mask[u], torch.ones(R, step + 1, dtype=prompt_mask.dtype, device=device)], dim=1)

@@ -110,7 +110,7 @@ class FreeDecoder:
         if grounding not in ("exact", "bm25", "embedding"):
             raise GenrecError(f"unknown grounding {grounding!r}", "use exact, bm25 or embedding")
         self.model, self.codec, self.beams, self.grounding = model, codec, beams, grounding
-        self.max_new_tokens = max_new_tokens or (max((len(x) for x in codec.item_ids), default=0) + 1)
+        self.max_new_tokens = max_new_tokens or (max((len(x) for x in codec.item_tokens), default=0) + 1)
         self.length_penalty = length_penalty  # Hugging Face's default, as the paper ran it
         self.embed_batch = embed_batch
         self._index = {n.strip(): i for i, n in enumerate(codec.names)}
@@ -146,7 +146,7 @@ class FreeDecoder:
 
     def title_embeddings(self) -> torch.Tensor:
         if self._title_emb is None:
-            self._title_emb = self._embed(self.codec.item_ids)
+            self._title_emb = self._embed(self.codec.item_tokens)
         return self._title_emb
 
     def _neighbours(self, texts: list[str], token_lists: list[list[int]], n: int) -> list[np.ndarray]:

@@ -29,7 +29,7 @@ import numpy as np
 from .._version import __version__
 from ..errors import GenrecError
 from ..ranking import NO_ITEM
-from ..recommenders.base import Recommender
+from ..recommenders.base import IndexRecommender
 from . import distributed
 from .metrics import compute_metrics
 
@@ -121,7 +121,7 @@ def full_histories(dataset, user_ids: list[str], positions: np.ndarray) -> list[
 
 
 def evaluate(
-    recommender: Recommender,
+    recommender: IndexRecommender,
     dataset,
     split: Split = "test",
     k_max: int | None = None,
@@ -239,7 +239,7 @@ def evaluate(
     )
 
 
-# writing and comparing live in _report.py; re-exported here as part of this module's API
-from ._report import compare, write_eval  # noqa: E402
+# writing and comparing live in report.py; re-exported here as part of this module's API
+from .report import compare, write_eval  # noqa: E402
 
 __all__ = ["EvalResult", "compare", "evaluate", "write_eval"]

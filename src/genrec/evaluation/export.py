@@ -37,7 +37,7 @@ from .._io import KINDS, atomic_dir, check_out, write_json
 from .._version import __version__
 from ..errors import GenrecError
 from ..ranking import INVALID, NO_ITEM
-from ._report import _load
+from .report import _load
 
 #: the marker `check_out` recognises an export folder by (see ``_io.KINDS``)
 MARKER = KINDS["trec-run"][0][0]

@@ -57,7 +57,7 @@ class Codec:
         self._anchor = tokenizer(ANCHOR, add_special_tokens=False).input_ids
         self._text: dict[str, list[int]] = {}
         self.names: list[str] = []
-        self.item_ids: list[list[int]] = []
+        self.item_tokens: list[list[int]] = []
         self.add_names(names)
 
     def __len__(self) -> int:
@@ -75,7 +75,7 @@ class Codec:
         if not names:
             return []
         if self.item_token_start is not None:
-            first = self.item_token_start + len(self.item_ids)
+            first = self.item_token_start + len(self.item_tokens)
             return [[first + j] for j in range(len(names))]
         batch = self.tokenizer([ANCHOR + n for n in names], add_special_tokens=False).input_ids
         k = len(self._anchor)
@@ -89,7 +89,7 @@ class Codec:
 
     def add_names(self, names: Sequence[str]) -> None:
         self.names.extend(names)
-        self.item_ids.extend(self.encode_names(list(names)))
+        self.item_tokens.extend(self.encode_names(list(names)))
 
     def text(self, s: str) -> list[int]:
         ids = self._text.get(s)
@@ -100,13 +100,13 @@ class Codec:
 
     def response_ids(self, index: int) -> list[int]:
         """What the model must write for item `index`: its tokens and EOS."""
-        return self.item_ids[index] + [self.eos_id]
+        return self.item_tokens[index] + [self.eos_id]
 
     def segment_length(self, seg: Segment) -> int:
         if seg is EOS:
             return 1
         if isinstance(seg, Item):
-            return len(self.item_ids[seg.index])
+            return len(self.item_tokens[seg.index])
         return len(self.text(seg))  # type: ignore[arg-type]
 
     def length(self, segments: Sequence[Segment]) -> int:
@@ -132,7 +132,7 @@ class Codec:
                     toks = [self.eos_id]
                     learn = is_response or loss_on != "response"
                 elif isinstance(seg, Item):
-                    toks = self.item_ids[seg.index]
+                    toks = self.item_tokens[seg.index]
                     learn = is_response or loss_on != "response"
                 else:
                     toks = self.text(seg)  # type: ignore[arg-type]

@@ -94,9 +94,9 @@ class PromptBuilder:
         """Tokens of the shortest response in the catalogue (item and EOS), kept up to date
         as items are added to the codec."""
         seen, shortest = self._shortest
-        n = len(self.codec.item_ids)
+        n = len(self.codec.item_tokens)
         if n != seen:  # items were added (or an addition rolled back: look at them all again)
             start = seen if 0 <= seen < n else 0
-            new = min((len(ids) for ids in self.codec.item_ids[start:]), default=0) + 1
+            new = min((len(ids) for ids in self.codec.item_tokens[start:]), default=0) + 1
             self._shortest = (n, min(shortest, new) if start else new)
         return self._shortest[1]

@@ -14,10 +14,10 @@ from typing import Any
 
 from ..errors import GenrecError
 from ..ranking import INVALID, NO_ITEM, Ranked
-from .base import Recommender, top_k_from_scores
+from .base import IndexRecommender, top_k_from_scores
 
 
-class _Methods(Mapping[str, type[Recommender]]):
+class _Methods(Mapping[str, type[IndexRecommender]]):
     """name → class, importing a method's module only when it is asked for.
 
     ``genrec evaluate --method popularity`` must not pay for importing torch.
@@ -26,7 +26,7 @@ class _Methods(Mapping[str, type[Recommender]]):
     def __init__(self, entries: dict[str, str]):
         self._entries = entries
 
-    def __getitem__(self, name: str) -> type[Recommender]:
+    def __getitem__(self, name: str) -> type[IndexRecommender]:
         module, cls = self._entries[name].split(":")
         return getattr(importlib.import_module(module, __name__), cls)
 
@@ -37,7 +37,7 @@ class _Methods(Mapping[str, type[Recommender]]):
         return len(self._entries)
 
 
-METHODS: Mapping[str, type[Recommender]] = _Methods(
+METHODS: Mapping[str, type[IndexRecommender]] = _Methods(
     {
         "popularity": ".popularity:Popularity",
         "last-item": ".last_item:LastItemBM25",
@@ -54,7 +54,7 @@ def build_method(
     dataset,
     options: dict[str, Any] | None = None,
     progress: Callable[[str], None] | None = None,
-) -> Recommender:
+) -> IndexRecommender:
     """A ready recommender: loaded from ``options["model"]`` if given, else fitted on `dataset`.
 
     Other `options` are the method's config fields (``SASRecConfig``, ``LastItemConfig``);
@@ -92,4 +92,4 @@ def build_method(
     return rec.fit(dataset)
 
 
-__all__ = ["INVALID", "METHODS", "NO_ITEM", "Ranked", "Recommender", "build_method", "top_k_from_scores"]
+__all__ = ["INVALID", "METHODS", "NO_ITEM", "Ranked", "IndexRecommender", "build_method", "top_k_from_scores"]

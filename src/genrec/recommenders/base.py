@@ -5,7 +5,7 @@ early stopping); ``recommend(histories, k)`` returns a :class:`~genrec.ranking.R
 catalogue indices with scores, best first. Metrics only ever see item indices, never strings.
 
 Any ``k`` is answered, padded with ``NO_ITEM`` (score ``-inf``) past the items there are
-to rank, except above :attr:`Recommender.max_k`: a method that searches with a beam of
+to rank, except above :attr:`IndexRecommender.max_k`: a method that searches with a beam of
 width B (GenRec's beam and free decoding) finds at most B items, so ``k > B`` is a
 ``GenrecError`` naming the width and the fix (a beam at least k wide), never a short or
 silently padded list. ``tests/recommenders/conformance.py`` holds every method to this.
@@ -155,8 +155,9 @@ def top_k_from_scores(scores: np.ndarray, k: int, exclude: Sequence[Sequence[int
     return Ranked(items, top)
 
 
-class Recommender(ABC):
-    """Base class: every method fits on a dataset and ranks catalogue items."""
+class IndexRecommender(ABC):
+    """Base class: every method fits on a dataset and ranks catalogue items by their
+    indices (the title-level face for people is :class:`genrec.Recommender`)."""
 
     #: registry name, e.g. "popularity"
     name: ClassVar[str] = "recommender"
@@ -164,7 +165,7 @@ class Recommender(ABC):
     eval_batch_size: ClassVar[int] = 256
 
     @abstractmethod
-    def fit(self, dataset) -> Recommender:
+    def fit(self, dataset) -> IndexRecommender:
         """Learn from ``dataset``'s training split; return self."""
 
     @abstractmethod
@@ -188,11 +189,11 @@ class Recommender(ABC):
         raise NotImplementedError(f"{self.name} cannot be saved")
 
     @classmethod
-    def load(cls, path: str | Path, dataset=None) -> Recommender:  # pragma: no cover
+    def load(cls, path: str | Path, dataset=None) -> IndexRecommender:  # pragma: no cover
         raise NotImplementedError(f"{cls.name} cannot be loaded")
 
 
-class DenseScorer(Recommender):
+class DenseScorer(IndexRecommender):
     """A method that scores the whole catalogue at once (popularity, BM25, SASRec): it
     implements :meth:`score_all`, and ``score`` and ``recommend`` (with or without
     candidates) follow from it, so the three always agree."""

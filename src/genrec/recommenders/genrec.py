@@ -30,10 +30,10 @@ from ..data.dataset import Dataset
 from ..decoding.config import DecodingConfig, check_mode
 from ..errors import GenrecError
 from ..ranking import NO_ITEM, Ranked
-from .base import Candidates, Recommender, candidate_lists, rank_lists
+from .base import Candidates, IndexRecommender, candidate_lists, rank_lists
 
 
-class GenRec(Recommender):
+class GenRec(IndexRecommender):
     """The fine-tuned LM as a recommender. Decoding settings are one
     :class:`~genrec.decoding.DecodingConfig` (``decoding=``, or its fields as keywords:
     ``GenRec.load(run, mode="exact")``; ``decode=`` is accepted for ``mode``); a call of

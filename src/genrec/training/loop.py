@@ -103,7 +103,7 @@ def train(
     names = item_names(ds, cfg)
     item_token_start = None
     if cfg.item_repr == "item-token":
-        item_token_start = add_item_tokens(model, Codec(backbone.tokenizer, names).item_ids)
+        item_token_start = add_item_tokens(model, Codec(backbone.tokenizer, names).item_tokens)
     model = trainable_model(model, cfg)
     codec = Codec(backbone.tokenizer, names, item_token_start)
     prompts = PromptBuilder.for_run(codec, ds, cfg)  # the one prompt rule of validation and inference too

@@ -86,13 +86,14 @@ def _rankings_frame(result: EvalResult) -> pl.DataFrame:
     )
 
 
-def _plot(curves: list[tuple[str, list[int], list[float], list[float]]], path: Path, title: str) -> None:
+def _plot(curves: list[tuple[str, list[int], list[float], list[float]]], path: Path, title: str) -> bool:
+    """Draw the HR@K / NDCG@K curves; False (with a warning) when matplotlib is missing."""
     try:
         import matplotlib
     except ImportError:
         # a side output: the metrics, rankings and report are what the evaluation is for
         warnings.warn(f"{path.name} not drawn: plots need matplotlib: pip install 'genrec[plot]'", stacklevel=3)
-        return
+        return False
 
     matplotlib.use("Agg")  # files only, never a window
     import matplotlib.pyplot as plt
@@ -115,9 +116,10 @@ def _plot(curves: list[tuple[str, list[int], list[float], list[float]]], path: P
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+    return True
 
 
-def _report(summary: dict) -> str:
+def _report(summary: dict, plot: bool = True) -> str:
     s = summary["settings"]
     ci = summary["ci"]
     lines = [
@@ -153,7 +155,8 @@ def _report(summary: dict) -> str:
         for group in ("cold", "warm"):
             g = cold[group]
             lines.append(f"| {group} | {g['n_users']:,} | {_fmt(g.get('hr@10'))} | {_fmt(g.get('ndcg@10'))} | {_fmt(g.get('mrr@10'))} |")
-    lines += ["", "![HR@K and NDCG@K](plot.png)", ""]
+    if plot:
+        lines += ["", "![HR@K and NDCG@K](plot.png)", ""]
     fit = s.get("fit") or {}
     if fit:
         lines += [
@@ -178,12 +181,12 @@ def write_eval(result: EvalResult, out_dir: str | Path, overwrite: bool = True,
     with atomic_dir(out_dir, overwrite, kind="evaluation", inputs=inputs) as tmp:
         write_json(tmp / "metrics.json", summary)
         _rankings_frame(result).write_parquet(tmp / "rankings.parquet")
-        (tmp / "report.md").write_text(_report(summary), encoding="utf-8")
-        _plot(
+        drawn = _plot(
             [(result.method, summary["k"], summary["hr@k"], summary["ndcg@k"])],
             tmp / "plot.png",
             f"{result.method} on {result.dataset} ({result.split}, {summary['n_users']:,} users)",
         )
+        (tmp / "report.md").write_text(_report(summary, plot=drawn), encoding="utf-8")
     return Path(out_dir)
 
 
@@ -334,13 +337,13 @@ def compare(eval_dirs: list[str | Path], out: str | Path, n_resamples: int = 100
     lines += ["", f"A bootstrap p-value cannot fall below 1/(resamples + 1) = {1 / (n_resamples + 1):.4f}."]
     if holm:
         lines += ["Holm: each adjusted p-value is corrected over all the bootstrap (or all the McNemar) tests in this table."]
-    lines += ["", "![HR@K and NDCG@K](plot.png)", ""]
     with atomic_dir(out, overwrite, kind="comparison", inputs=dirs) as tmp:
         write_json(tmp / "comparison.json", result)  # write_json writes non-finite numbers as null
-        (tmp / "comparison.md").write_text("\n".join(lines), encoding="utf-8")
-        _plot(
+        if _plot(
             [(lab, m["k"], m["hr@k"], m["ndcg@k"]) for lab, (m, _) in zip(labels, loaded, strict=True)],
             tmp / "plot.png",
             f"{first['dataset']} ({first['split']})",
-        )
+        ):
+            lines += ["", "![HR@K and NDCG@K](plot.png)", ""]
+        (tmp / "comparison.md").write_text("\n".join(lines), encoding="utf-8")
     return result
