@@ -112,7 +112,10 @@ def test_learning_curve_validates_every_variant_on_the_same_users_and_reuses_run
     assert "reusing the finished run" in capsys.readouterr().out
     for name in ("item-token", "lora"):
         assert again["variants"][name]["points"] == result["variants"][name]["points"]
-    assert again["references"]["popularity"] == result["references"]["popularity"]
+    def figures(ref):  # the time a reference took to rank differs between calls
+        return {k: v for k, v in ref.items() if k != "seconds"}
+
+    assert figures(again["references"]["popularity"]) == figures(result["references"]["popularity"])
     curve.main([*args[:2], "full", *args[3:]])
     merged = json.loads((out / "learning-curve-ml-latest-small.json").read_text())
     assert set(merged["variants"]) == {"item-token", "lora", "full"}
