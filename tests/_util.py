@@ -19,6 +19,22 @@ requires_shared_data = pytest.mark.skipif(
     not SHARED_DATA.is_dir(), reason=f"needs the shared data sets at {SHARED_DATA}"
 )
 
+def refused(args: list[str], *needles: str) -> str:
+    """Run `genrec ARGS`: it must exit 2 with a fix and no traceback, naming each of
+    `needles`; returns the output."""
+    from typer.testing import CliRunner
+
+    from genrec.cli import _register, app
+
+    _register()
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 2, r.output
+    assert "Traceback" not in r.output and "fix:" in r.output, r.output
+    for n in needles:
+        assert n in r.output, r.output
+    return r.output
+
+
 def rows(df, *cols: str) -> list[tuple]:
     """The rows of a polars frame's `cols`, as tuples (to compare with a literal)."""
     return list(df.select(cols).iter_rows())

@@ -304,7 +304,8 @@ def test_one_decoding_config_per_call_and_one_decoder_per_config(tiny_run):
     # decoders are kept per config, and the loaded default is untouched by a call
     assert model.decoder_for(exact) is model.decoder_for(DecodingConfig.of(exact))
     assert model.decoder_for(exact) is not model.decoder_for(rec.decoding)
-    assert rec.decoding.mode == "beam" and model.decoder.config == rec.decoding
+    assert rec.decoding == DecodingConfig(batch_size=16)  # the loaded default is untouched by the calls above
+    assert set(model._decoders) == {rec.decoding, exact}  # one decoder per config used, no more
     with pytest.raises(GenrecError, match="beam width"):
         rec.recommend([HEAT], k=5, decoding=DecodingConfig(beams=3))
 

@@ -28,6 +28,7 @@ from genrec.evaluation import evaluate, export_trec, write_eval
 from genrec.ranking import INVALID, NO_ITEM, Ranked
 from genrec.recommenders.base import IndexRecommender
 from genrec.recommenders.popularity import Popularity
+from tests._util import refused
 from tests.conftest import tiny_source
 
 _register()
@@ -288,15 +289,6 @@ def test_trec_ids_with_spaces_are_refused_or_written_as_indices(tmp_path):
 
 
 # ---------------------------------------------------------------- CLI
-
-
-def refused(args: list[str], *needles: str) -> str:
-    r = runner.invoke(app, args)
-    assert r.exit_code == 2, r.output
-    assert "Traceback" not in r.output and "fix:" in r.output, r.output
-    for n in needles:
-        assert n in r.output, r.output
-    return r.output
 
 
 def test_cli_exports_and_refuses_bad_input(tiny_dataset, tmp_path):

@@ -16,20 +16,11 @@ import pytest
 from typer.testing import CliRunner
 
 from genrec.cli import _register, app
-from tests._util import REPO
+from tests._util import REPO, refused
 
 _register()
 runner = CliRunner()
 TABLE = REPO / "tests" / "fixtures" / "table"
-
-
-def refused(args: list[str], *needles: str) -> str:
-    r = runner.invoke(app, args)
-    assert r.exit_code == 2, r.output
-    assert "Traceback" not in r.output and "fix:" in r.output, r.output
-    for n in needles:
-        assert n in r.output, r.output
-    return r.output
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

@@ -24,21 +24,12 @@ from typer.testing import CliRunner
 
 from genrec.errors import GenrecError
 from tests._util import requires_packaged
+from tests.serving._fixtures import one_thread  # noqa: F401  (autouse: the tiny model gains nothing from threads)
 
 pytestmark = requires_packaged
 
 HISTORIES = [["Heat (1995)", "Fargo (1996)"], ["i00", "i01", "i02"], ["Up (2009)"]]
 K = 5
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -384,24 +384,10 @@ class Recommender:
             raise GenrecError(f"on_unknown={on_unknown!r} is not error or skip", "use on_unknown='error' or 'skip'")
         if isinstance(histories, str) or not isinstance(histories, Sequence):
             raise GenrecError("histories must be a list of histories", "pass e.g. [['Heat (1995)', 'Casino (1995)']]")
-        out = []
         with self._map_lock:
-            for n, history in enumerate(histories):
-                where = f"history {n}" if len(histories) > 1 else "the history"
-                if isinstance(history, str | bytes) or not isinstance(history, Sequence):
-                    raise GenrecError(
-                        f"{where} must be a list of titles or item ids, got {type(history).__name__} {str(history)[:60]!r}",
-                        "wrap a single title in a list: ['Heat (1995)']",
-                    )
-                if not history:
-                    raise GenrecError(f"{where} is empty", "give at least one title or item id the user interacted with")
-                indices, unknown = [], []
-                for entry in history:
-                    if isinstance(entry, bool) or not isinstance(entry, str | int):
-                        raise GenrecError(f"{where} holds {entry!r}, not a title or item id", "use strings (titles or ids)")
-                    i = self.catalogue.lookup(str(entry))
-                    (unknown.append(str(entry)) if i is None else indices.append(i))
-                out.append(Resolved(indices, unknown))
+            out = [self._lookup(history, f"history {n}" if len(histories) > 1 else "the history",
+                                "give at least one title or item id the user interacted with")
+                   for n, history in enumerate(histories)]
         bad = [r for r in out if r.unknown and (on_unknown == "error" or not r.indices)]
         if bad:  # suggestions scan the catalogue: outside the lock, they are advisory anyway
             unknown = list(dict.fromkeys(u for r in bad for u in r.unknown))
@@ -412,31 +398,35 @@ class Recommender:
         """Catalogue indices of candidate titles or item ids, in order (looked up as history
         entries are). Unknown entries raise UnknownItemError with close titles, removed
         items and an empty list a GenrecError."""
-        if isinstance(candidates, str | bytes) or not isinstance(candidates, Sequence):
-            raise GenrecError(f"candidates must be a list of titles or item ids, got {type(candidates).__name__} "
-                              f"{str(candidates)[:60]!r}", "wrap a single title in a list: ['Heat (1995)']")
-        if not candidates:
-            raise GenrecError("the candidate list is empty",
-                              "give at least one title or item id to rank, or no candidates (None) to rank the whole catalogue")
-        indices, unknown, removed = [], [], []
         with self._map_lock:
-            for entry in candidates:
-                if isinstance(entry, bool) or not isinstance(entry, str | int):
-                    raise GenrecError(f"the candidates hold {entry!r}, not a title or item id", "use strings (titles or ids)")
-                i = self.catalogue.lookup(str(entry))
-                if i is None:
-                    unknown.append(str(entry))
-                elif not self.catalogue.is_live(i):
-                    removed.append(str(entry))
-                else:
-                    indices.append(i)
+            found = self._lookup(candidates, "the candidate list",
+                                 "give at least one title or item id to rank, or no candidates (None) to rank the whole catalogue")
+            removed = [self.catalogue.item_ids[i] for i in found.indices if not self.catalogue.is_live(i)]
+        unknown = found.unknown
         if unknown:
             unknown = list(dict.fromkeys(unknown))
             raise UnknownItemError(unknown, {u: self.catalogue.suggest(u) for u in unknown})
         if removed:
             raise GenrecError(f"candidates {removed[:5]} were removed from the catalogue",
                               "leave removed items out of the candidates: they may no longer be recommended")
-        return indices
+        return found.indices
+
+    def _lookup(self, entries: Sequence[str | int], where: str, empty_fix: str) -> Resolved:
+        """`entries` (titles or item ids) as catalogue indices and the unknown ones; a
+        non-list, an empty list or an entry that is neither a string nor an int is refused,
+        named by `where`. The caller holds the map lock."""
+        if isinstance(entries, str | bytes) or not isinstance(entries, Sequence):
+            raise GenrecError(f"{where} must be a list of titles or item ids, got {type(entries).__name__} {str(entries)[:60]!r}",
+                              "wrap a single title in a list: ['Heat (1995)']")
+        if not entries:
+            raise GenrecError(f"{where} is empty", empty_fix)
+        indices, unknown = [], []
+        for entry in entries:
+            if isinstance(entry, bool) or not isinstance(entry, str | int):
+                raise GenrecError(f"{where} holds {entry!r}, not a title or item id", "use strings (titles or ids)")
+            i = self.catalogue.lookup(str(entry))
+            (unknown.append(str(entry)) if i is None else indices.append(i))
+        return Resolved(indices, unknown)
 
     def _candidates_per_history(self, candidates, n_histories: int) -> list[list[int]]:
         """One flat list for every history, or one list per history, as catalogue indices."""

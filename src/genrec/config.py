@@ -70,10 +70,9 @@ class Config(BaseModel):
         return "\n".join(lines)
 
 
-def _format_errors(e: ValidationError, model: type[BaseModel] | None = None) -> list[str]:
-    """One line per problem; an unknown key gets the closest field names of `model`
-    (default: the ``Config`` subclass the error names)."""
-    names = _field_names(model or _config_class(e.title))
+def _format_errors(e: ValidationError, model: type[BaseModel]) -> list[str]:
+    """One line per problem; an unknown key gets the closest field names of `model`."""
+    names = _field_names(model)
     out = []
     for err in e.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "(config)"
@@ -86,20 +85,8 @@ def _format_errors(e: ValidationError, model: type[BaseModel] | None = None) -> 
     return out
 
 
-def _config_class(name: str) -> type[Config] | None:
-    found, todo = [], list(Config.__subclasses__())
-    while todo:
-        c = todo.pop()
-        todo += c.__subclasses__()
-        if c.__name__ == name:
-            found.append(c)
-    return found[0] if len(found) == 1 else None
-
-
-def _field_names(model: type[BaseModel] | None, prefix: str = "") -> list[str]:
+def _field_names(model: type[BaseModel], prefix: str = "") -> list[str]:
     """Every settable field of `model`, nested ones dotted (``lora.r``)."""
-    if model is None:
-        return []
     names = []
     for name, f in model.model_fields.items():
         nested = [a for a in (f.annotation, *get_args(f.annotation)) if isinstance(a, type) and issubclass(a, BaseModel)]

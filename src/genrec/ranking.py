@@ -143,8 +143,11 @@ class PerUser:
         gain = 1.0 / np.log2(np.maximum(self.rank, 1).astype(np.float64) + 1.0) * (self.rank >= 1)
         return self.hits(k_max) * gain[:, None]
 
-    def reciprocal_rank(self) -> np.ndarray:
-        return np.where(self.rank >= 1, 1.0 / np.maximum(self.rank, 1), 0.0)
+    def reciprocal_rank(self, k: int | None = None) -> np.ndarray:
+        """(n,) float: 1 / rank of the target within the first `k` slots (default: the
+        whole list), 0 beyond or when absent."""
+        k = k or self.k
+        return np.where((self.rank >= 1) & (self.rank <= k), 1.0 / np.maximum(self.rank, 1), 0.0)
 
 
 def per_user(items: np.ndarray, targets: Sequence[int] | np.ndarray, n_items: int | None = None) -> PerUser:

@@ -19,7 +19,7 @@ from typing import Annotated
 import typer
 
 from ..errors import GenrecError
-from . import app, console, fail, out
+from . import app, fail, out, status
 
 #: the headline metrics a card shows (in this order) when an evaluation names them
 _HEADLINE = ("hr@", "ndcg@", "mrr", "validity", "coverage")
@@ -174,7 +174,7 @@ def push(
     Recommender.from_pretrained("OWNER/NAME"). Login: `hf auth login` or HF_TOKEN.
     """
     try:
-        with console.status(f"pushing {run} to {repo_id}"):
+        with status(f"pushing {run} to {repo_id}"):
             where = push_run(run, repo_id, eval_dir, private, license, message, save_to)
     except GenrecError as e:
         fail(e)

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from ..data.sources._text import not_utf8
 from ..errors import GenrecError
-from . import app, console, fail, out
+from . import app, console, fail, out, status
 
 
 def read_lines(file: str, what: str) -> list[str]:
@@ -86,7 +86,7 @@ def recommend(
             raise GenrecError(f"the candidates file {candidates} holds no title or item id", "write one title or item id a line")
         if beams is None:  # a beam of k is needed only when searching the catalogue
             beams = 10 if wanted is not None else max(10, k)
-        with console.status(f"loading {run}"):
+        with status(f"loading {run}"):
             rec = Recommender.from_pretrained(run, dataset=dataset, decode=decode, beams=beams,  # type: ignore[arg-type]
                                    threads=threads, assist=assist, assist_weight=assist_weight)
         on_unknown = "skip" if skip_unknown else "error"

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from ..errors import GenrecError
-from . import app, console, fail
+from . import app, console, fail, status
 
 
 @app.command()
@@ -51,7 +51,7 @@ def serve(
         if not _is_loopback(host) and token is None:
             console.print(f"[yellow]warning:[/] {host} is reachable from other machines and no --token is set: "
                           "anyone there can add and remove items")
-        with console.status(f"loading {run}"):
+        with status(f"loading {run}"):
             rec = Recommender.from_pretrained(run, dataset=dataset, decode=decode, beams=beams, batch_size=max_batch,  # type: ignore[arg-type]
                                    threads=threads, device=device, persist=persist, assist=assist, assist_weight=assist_weight)
         application = create_app(rec, token=token, max_batch=max_batch, max_wait_ms=max_wait_ms,

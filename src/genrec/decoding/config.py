@@ -42,11 +42,13 @@ class DecodingConfig(Config):
     assist_minutes: float = Field(5.0, gt=0, description="training budget of the SASRec assistant when the run has none stored")
 
     def __init__(self, **data: Any):
-        # built directly (DecodingConfig(beams=0)) a bad value is a ConfigError, as from build()
+        # built directly (DecodingConfig(beams=0)) a bad value is a ConfigError, as from
+        # build(). Not in Config itself: pydantic calls a custom __init__ for nested models
+        # too, and a nested config (TrainConfig.lora) must report its fields dotted
         try:
             super().__init__(**data)
         except ValidationError as e:
-            raise ConfigError(_format_errors(e), self.help_hint()) from None
+            raise ConfigError(_format_errors(e, type(self)), self.help_hint()) from None
 
     @model_validator(mode="after")
     def _consistent(self) -> DecodingConfig:

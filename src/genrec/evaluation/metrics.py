@@ -122,7 +122,7 @@ def compute_metrics(
     pu = per_user(items, targets, n_items)
     n = len(pu)
     hits, ndcgs = pu.hits(k_max), pu.ndcgs(k_max)
-    rrs = {f"mrr@{k}": reciprocal_ranks(pu, k) for k in mrr_cutoffs(k_max)}
+    rrs = {f"mrr@{k}": pu.reciprocal_rank(k) for k in mrr_cutoffs(k_max)}
     out: dict = {"n_users": n}
     mean = (lambda a: a.mean(axis=0)) if n else (lambda a: np.full(a.shape[1:], np.nan))
     hr_curve, ndcg_curve = mean(hits), mean(ndcgs)
@@ -159,11 +159,6 @@ def compute_metrics(
 def mrr_cutoffs(k_max: int) -> list[int]:
     """The cut-offs MRR is reported at: :data:`MRR_K` (when the lists reach it) and k_max."""
     return sorted({MRR_K, k_max}) if k_max >= MRR_K else [k_max]
-
-
-def reciprocal_ranks(pu: PerUser, k: int) -> np.ndarray:
-    """(n,) per-user reciprocal rank of the target within the first `k` slots, 0 beyond."""
-    return np.where((pu.rank >= 1) & (pu.rank <= k), 1.0 / np.maximum(pu.rank, 1), 0.0)
 
 
 def k_max_of(summary: dict) -> int | None:

@@ -26,7 +26,6 @@ from .metrics import (
     mrr_cutoffs,
     paired_comparisons,
     per_user,
-    reciprocal_ranks,
     rename_legacy_mrr,
 )
 from .metrics import holm as _holm
@@ -211,7 +210,7 @@ def _per_user_values(pu, names: list[str]) -> dict[str, np.ndarray]:
     for name in names:
         metric, k = name.split("@")
         k = int(k)
-        out[name] = pu.hits(k)[:, k - 1] if metric == "hr" else pu.ndcgs(k)[:, k - 1] if metric == "ndcg" else reciprocal_ranks(pu, k)
+        out[name] = pu.hits(k)[:, k - 1] if metric == "hr" else pu.ndcgs(k)[:, k - 1] if metric == "ndcg" else pu.reciprocal_rank(k)
     return out
 
 
@@ -225,7 +224,7 @@ def _load(eval_dir: Path) -> tuple[dict, pl.DataFrame]:
     k_max = k_max_of(m) or 0
     if f"mrr@{MRR_K}" not in m and k_max >= MRR_K:
         # written before cut-off names: mrr@10 from its rankings (no interval)
-        m[f"mrr@{MRR_K}"] = float(reciprocal_ranks(per_user(_items(r, MRR_K), r["target"].to_numpy()), MRR_K).mean()) if len(r) else None
+        m[f"mrr@{MRR_K}"] = float(per_user(_items(r, MRR_K), r["target"].to_numpy()).reciprocal_rank(MRR_K).mean()) if len(r) else None
     return m, r
 
 

@@ -55,11 +55,6 @@ class GenRec(IndexRecommender):
         self._loaded = False
 
     @property
-    def decode(self) -> str:
-        """The default decoding mode (``decoding.mode``)."""
-        return self.decoding.mode
-
-    @property
     def beams(self) -> int:
         return self.decoding.beams
 
@@ -170,8 +165,9 @@ class GenRec(IndexRecommender):
         self._decoders: dict[DecodingConfig, object] = {}
         self._assistants: dict[str, object] = {}
         self.decoding = self.resolve(self.decoding)
-        self.decoder = self.decoder_for(self.decoding)
-        self._assistant(self.decoding)  # trained now (if the run has none stored), not in the first call
+        # built now (the trie; an assistant the run has not stored is trained), not in the first call
+        self.decoder_for(self.decoding)
+        self._assistant(self.decoding)
         self.last_stats: dict = {}
         self._loaded = True
         return self

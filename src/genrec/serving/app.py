@@ -72,7 +72,6 @@ Entry = Annotated[
 ]
 History = Annotated[list[Entry], Field(min_length=1, max_length=MAX_HISTORY, description="titles or item ids, oldest first")]
 Candidates = Annotated[list[Entry], Field(min_length=1, max_length=MAX_CANDIDATES)]
-Decode = DecodeMode
 
 
 class _Strict(BaseModel):
@@ -83,7 +82,7 @@ class _Strict(BaseModel):
 class RecommendRequest(_Strict):
     history: History
     k: int = Field(10, ge=1, le=MAX_K, description="items to return (at most the beam width for beam/free decoding)")
-    decode: Decode | None = Field(None, description="decoding mode (default: the server's)")
+    decode: DecodeMode | None = Field(None, description="decoding mode (default: the server's)")
     exclude_seen: bool = Field(True, description="never recommend an item of the history")
     on_unknown: Literal["error", "skip"] = Field(
         "error", description="an entry that is no title or item id: fail with 422 (error), or leave it out and list it in `unknown` (skip)"
@@ -97,14 +96,14 @@ class RecommendRequest(_Strict):
 class ScoreRequest(_Strict):
     history: History
     candidates: Candidates = Field(description="titles or item ids to score; an unknown or removed one is a 422")
-    decode: Decode | None = Field(None, description="decoding mode (default: the server's; an assistant is fused in beam mode only)")
+    decode: DecodeMode | None = Field(None, description="decoding mode (default: the server's; an assistant is fused in beam mode only)")
     on_unknown: Literal["error", "skip"] = Field("error", description="for history entries only (as in /recommend)")
 
 
 class BatchRequest(_Strict):
     histories: list[History] = Field(min_length=1, max_length=MAX_BATCH_HISTORIES)
     k: int = Field(10, ge=1, le=MAX_K)
-    decode: Decode | None = None
+    decode: DecodeMode | None = None
     exclude_seen: bool = True
     on_unknown: Literal["error", "skip"] = "error"
 
