@@ -50,6 +50,10 @@ VARIANTS: dict[str, tuple] = {
     # the same on the first 10 of SmolLM2's 30 layers (about 3x the tokens per second)
     "item-token-l10": ("cpu-titles", {"finetune": "full", "item_repr": "item-token", "template": "tokens", "lr": 3e-4,
                                "schedule": "constant", "batch_size": 64, "effective_batch": 64, "num_layers": 10}),
+    # titles again, every weight of the first 10 layers trained (as item-token-l10, but an item
+    # is its title's tokens, which a large catalogue with few purchases per item needs)
+    "titles-l10": ("cpu-titles", {"finetune": "full", "lr": 3e-4, "schedule": "constant", "batch_size": 16,
+                                  "effective_batch": 16, "num_layers": 10}),
     # the same with histories of up to 50 items (chunks of 51 items in training, as SASRec
     # reads long histories), 16 chunks a step
     "item-token-l10-h50": ("cpu-titles", {"finetune": "full", "item_repr": "item-token", "template": "tokens", "lr": 3e-4,
