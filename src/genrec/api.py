@@ -26,14 +26,19 @@ not ``[]``, ranks the whole catalogue). Candidates are scored, not searched for,
 beam width does not limit k (:mod:`genrec.recommenders.genrec` says how they are scored).
 
 The catalogue may change after training (``add_items`` / ``remove_items``): a new title
-is recommendable at once. Changes are written to ``RUN_DIR/catalogue_changes.json``
-(see :mod:`genrec.data.live_catalogue`) before they take effect in memory, so a failed
-write leaves both unchanged, and a reload keeps them.
+is recommendable at once. The live catalogue is the GenRec recommender's
+(``model.catalogue``), which changes it together with its codec and trie, all or nothing
+(:mod:`genrec.recommenders.genrec`); this class only resolves what a caller gives (titles,
+item ids) to catalogue indices, persists the changes and formats the results. Changes
+are written to ``RUN_DIR/catalogue_changes.json`` (see :mod:`genrec.data.live_catalogue`)
+before they take effect in memory, and written back if the recommender refuses them, so
+a failed write or a failed change leaves both unchanged, and a reload keeps them.
 
 One lock serialises decoding and catalogue changes: the beam decoder switches the
 model's attention implementation during a step, and the trie must not change under a
-running search. Lookups of titles take a second, short lock, so resolving a history
-never waits for a decoding call.
+running search. Lookups of titles take the live catalogue's own short lock
+(``catalogue.lock``, held by a change only while the catalogue itself is updated), so
+resolving a history never waits for a decoding call.
 """
 
 from __future__ import annotations
@@ -46,7 +51,14 @@ from typing import Literal
 
 from .data.catalogue import clean_title
 from .data.dataset import Dataset
-from .data.live_catalogue import CHANGES_FILE, CatalogueChanges, ChangeStore, LiveCatalogue, fingerprint
+from .data.live_catalogue import (
+    CHANGES_FILE,
+    CatalogueChanges,
+    ChangeStore,
+    DuplicateItemError,
+    LiveCatalogue,
+    fingerprint,
+)
 from .decoding.config import MODES, DecodingConfig, check_mode
 from .decoding.config import Mode as DecodeMode
 from .errors import GenrecError, UnknownItemError
@@ -62,10 +74,6 @@ CandidateEntries = Sequence[str | int]
 MAX_ID_LENGTH = 256
 #: longest title accepted by add_items (characters, after cleaning)
 MAX_TITLE_LENGTH = 500
-
-
-class DuplicateItemError(GenrecError):
-    """An added item's id or title is already in the catalogue."""
 
 
 @dataclass(frozen=True)
@@ -104,7 +112,8 @@ class Resolved:
 
 
 class Recommender:
-    """A loaded GenRec run: recommend from titles or item ids, and change the catalogue."""
+    """A loaded GenRec run: recommend from titles or item ids, and change the catalogue
+    (the recommender's own live catalogue; this class resolves, persists and formats)."""
 
     def __init__(self, model, run_dir: Path, store: ChangeStore | None, changes: CatalogueChanges):
         from .recommenders.genrec import GenRec
@@ -113,10 +122,7 @@ class Recommender:
         self.run_dir = run_dir
         self._store = store
         self._changes = changes
-        self.catalogue = LiveCatalogue(model.item_ids, model.titles)
-        self._dataset_ids = dict(self.catalogue.index_of_id)
         self._model_lock = threading.RLock()
-        self._map_lock = threading.Lock()
 
     # ------------------------------------------------------------------ loading
 
@@ -224,17 +230,18 @@ class Recommender:
 
     def _replay(self, changes: CatalogueChanges) -> None:
         where = f" (from {self._store.path})" if self._store else ""
-        missing = [i for i in changes.removed if i not in self._dataset_ids]
+        dataset_ids = self.dataset.catalogue.index_of_id
+        missing = [i for i in changes.removed if i not in dataset_ids]
         if missing:
             raise GenrecError(f"removed item ids {missing[:5]} are not in the dataset{where}", "the file is damaged; move it away")
-        self._apply_remove([self._dataset_ids[i] for i in changes.removed])
+        self._rec.remove_items([dataset_ids[i] for i in changes.removed])
         if changes.added:
-            items = [(i, t) for i, t in changes.added.items()]
+            ids, titles = list(changes.added), list(changes.added.values())
             try:
-                self._check_new(items)
+                self._rec.check_new_items(ids, titles)
             except GenrecError as e:
                 raise GenrecError(f"cannot re-apply the catalogue changes{where}: {e.problem}", "the file was edited by hand? move it away") from e
-            self._apply_add(items)
+            self._rec.add_items(ids, titles)
 
     # ------------------------------------------------------------------ properties
 
@@ -242,6 +249,12 @@ class Recommender:
     def model(self):
         """The underlying :class:`~genrec.recommenders.genrec.GenRec` recommender."""
         return self._rec
+
+    @property
+    def catalogue(self) -> LiveCatalogue:
+        """The live catalogue: the recommender's own (``model.catalogue``), to read; a reader
+        that needs several lookups to agree holds ``catalogue.lock``."""
+        return self._rec.catalogue
 
     @property
     def dataset(self) -> Dataset:
@@ -291,7 +304,7 @@ class Recommender:
 
     def item(self, item_id: str) -> CatalogueItem:
         """The live item with this id; UnknownItemError (with close ids) if there is none."""
-        with self._map_lock:
+        with self.catalogue.lock:
             i = self.catalogue.live_index(str(item_id))
             if i is None:
                 raise self._unknown_ids([str(item_id)])
@@ -384,7 +397,7 @@ class Recommender:
             raise GenrecError(f"on_unknown={on_unknown!r} is not error or skip", "use on_unknown='error' or 'skip'")
         if isinstance(histories, str) or not isinstance(histories, Sequence):
             raise GenrecError("histories must be a list of histories", "pass e.g. [['Heat (1995)', 'Casino (1995)']]")
-        with self._map_lock:
+        with self.catalogue.lock:
             out = [self._lookup(history, f"history {n}" if len(histories) > 1 else "the history",
                                 "give at least one title or item id the user interacted with")
                    for n, history in enumerate(histories)]
@@ -398,7 +411,7 @@ class Recommender:
         """Catalogue indices of candidate titles or item ids, in order (looked up as history
         entries are). Unknown entries raise UnknownItemError with close titles, removed
         items and an empty list a GenrecError."""
-        with self._map_lock:
+        with self.catalogue.lock:
             found = self._lookup(candidates, "the candidate list",
                                  "give at least one title or item id to rank, or no candidates (None) to rank the whole catalogue")
             removed = [self.catalogue.item_ids[i] for i in found.indices if not self.catalogue.is_live(i)]
@@ -414,7 +427,7 @@ class Recommender:
     def _lookup(self, entries: Sequence[str | int], where: str, empty_fix: str) -> Resolved:
         """`entries` (titles or item ids) as catalogue indices and the unknown ones; a
         non-list, an empty list or an entry that is neither a string nor an int is refused,
-        named by `where`. The caller holds the map lock."""
+        named by `where`. The caller holds the catalogue's lock."""
         if isinstance(entries, str | bytes) or not isinstance(entries, Sequence):
             raise GenrecError(f"{where} must be a list of titles or item ids, got {type(entries).__name__} {str(entries)[:60]!r}",
                               "wrap a single title in a list: ['Heat (1995)']")
@@ -498,25 +511,18 @@ class Recommender:
 
         Titles are cleaned (HTML entities, whitespace) as `genrec prepare` does.
         DuplicateItemError if an id or title is already live or repeats in `items`, or a
-        title writes the same tokens as a live one. The change is persisted before it
-        takes effect; if writing fails, nothing changes.
+        title writes the same tokens as a live one (``GenRec.check_new_items``). The change
+        is persisted before it takes effect; if writing fails, or the recommender fails to
+        take the items, nothing changes.
         """
         parsed = _parse_new_items(items)
         if not parsed:
             return []
-        if self._rec.cfg.item_repr != "title":
-            raise GenrecError("this run identifies items by random ids, so it cannot learn new items without retraining",
-                              "retrain with item_repr=title to add items")
+        ids, titles = [i for i, _ in parsed], [t for _, t in parsed]
         with self._model_lock:
-            self._check_new(parsed)
+            self._rec.check_new_items(ids, titles)  # a refusal writes nothing
             changes = self._changes.after_add(parsed)
-            self._save(changes)
-            try:
-                self._apply_add(parsed)
-            except BaseException:
-                self._save(self._changes)  # the file must not name items the model never took
-                raise
-            self._changes = changes
+            self._commit(changes, lambda: self._rec.add_items(ids, titles))
         return [CatalogueItem(i, t) for i, t in parsed]
 
     def remove_items(self, item_ids: Iterable[str]) -> None:
@@ -528,98 +534,31 @@ class Recommender:
         if not ids:
             return
         with self._model_lock:
-            with self._map_lock:
+            with self.catalogue.lock:
                 indices = [self.catalogue.live_index(i) for i in ids]
             missing = [i for i, n in zip(ids, indices, strict=True) if n is None]
             if missing:
                 raise self._unknown_ids(missing)
-            changes = self._changes.after_remove(ids, self._dataset_ids)
-            self._save(changes)
-            self._apply_remove([int(n) for n in indices])  # type: ignore[arg-type]
-            self._changes = changes
+            changes = self._changes.after_remove(ids, self.dataset.catalogue.index_of_id)
+            self._commit(changes, lambda: self._rec.remove_items(indices))  # type: ignore[arg-type]
+
+    def _commit(self, changes: CatalogueChanges, apply) -> None:
+        """Persist `changes`, then `apply` them to the recommender (all or nothing there);
+        if that fails, the file is written back: it must not name changes the model never took."""
+        self._save(changes)
+        try:
+            apply()
+        except BaseException:
+            self._save(self._changes)
+            raise
+        self._changes = changes
 
     def _save(self, changes: CatalogueChanges) -> None:
         if self._store is not None:
             self._store.save(changes)
 
-    def _check_new(self, items: list[tuple[str, str]]) -> None:
-        """Everything that would make adding `items` fail, found before anything changes."""
-        rec = self._rec
-        problems = []
-        seen_ids, seen_titles = set(), set()
-        with self._map_lock:
-            for item_id, title in items:
-                if self.catalogue.live_index(item_id) is not None:
-                    problems.append(f"item id {item_id!r} is already in the catalogue")
-                elif item_id in seen_ids:
-                    problems.append(f"item id {item_id!r} is given twice")
-                t = self.catalogue.index_of_title.get(title)
-                if t is not None and self.catalogue.is_live(t):
-                    problems.append(f"title {title!r} is already the title of item {self.catalogue.item_ids[t]!r}")
-                elif title in seen_titles:
-                    problems.append(f"title {title!r} is given twice")
-                # a history entry is looked up as an item id first, then as a title: an id
-                # that reads as a title (or a title that is an id) would change its meaning
-                named = self.catalogue.lookup(item_id)
-                if named is not None and self.catalogue.item_ids[named] != item_id:
-                    problems.append(f"item id {item_id!r} is the title of item {self.catalogue.item_ids[named]!r}: "
-                                    "histories naming that title would mean the new item")
-                elif item_id.casefold() in {x.casefold() for _, x in items if x != title}:
-                    problems.append(f"item id {item_id!r} is the title of another new item")
-                if title in self.catalogue.index_of_id and self.catalogue.index_of_id[title] != t:
-                    problems.append(f"title {title!r} is the id of item {title!r}: histories would never reach the new item by its title")
-                seen_ids.add(item_id)
-                seen_titles.add(title)
-        if problems:
-            raise DuplicateItemError("; ".join(problems), "titles and item ids identify items: give each new item its own, "
-                                                          "and no id that reads as another item's title")
-        tokens = rec.codec.encode_names([t for _, t in items])
-        for (item_id, title), ids in zip(items, tokens, strict=True):
-            if rec.codec.eos_id in ids:
-                raise GenrecError(f"the title {title!r} of item {item_id!r} contains the model's end-of-text marker",
-                                  "remove special tokens such as <|endoftext|> from the title")
-        special = [t for t in getattr(rec.codec.tokenizer, "all_special_tokens", []) if t]
-        for item_id, title in items:
-            found = [t for t in special if t in title]
-            if found:
-                raise GenrecError(f"the title {title!r} of item {item_id!r} contains the model's special token(s) "
-                                  f"{', '.join(found)}, which would end or restructure its prompt",
-                                  "remove special tokens such as <|endoftext|> and <|im_start|> from the title")
-        if rec.trie is not None:
-            by_tokens: dict[tuple[int, ...], str] = {}
-            for (item_id, title), ids in zip(items, tokens, strict=True):
-                key = tuple(ids)
-                if key in by_tokens or rec.trie.contains(list(ids) + [rec.codec.eos_id]):
-                    other = by_tokens.get(key) or "a live item"
-                    raise DuplicateItemError(f"the title {title!r} of item {item_id!r} is written with the same tokens as {other}",
-                                             "make the title differ (e.g. add the year or brand)")
-                by_tokens[key] = repr(title)
-
-    def _apply_add(self, items: list[tuple[str, str]]) -> None:
-        ids, titles = [i for i, _ in items], [t for _, t in items]
-        start = len(self._rec.titles)
-        try:
-            indices = self._rec.add_items(ids, titles)
-        except BaseException:
-            # GenRec extends its lists before the trie takes the titles: trim them back
-            for seq in (self._rec.item_ids, self._rec.titles, self._rec.codec.names, self._rec.codec.item_tokens):
-                del seq[start:]
-            raise
-        with self._map_lock:
-            self.catalogue.add(ids, titles, indices)
-
-    def _apply_remove(self, indices: list[int]) -> None:
-        if not indices:
-            return
-        self._rec.remove_items(indices)
-        with self._map_lock:
-            self.catalogue.remove(indices)
-
     def _unknown_ids(self, ids: list[str]) -> UnknownItemError:
-        import difflib
-
-        live = [i for n, i in enumerate(self.catalogue.item_ids) if n not in self.catalogue.removed]
-        return UnknownItemError(ids, {i: difflib.get_close_matches(i, live, n=3, cutoff=0.6) for i in ids})
+        return UnknownItemError(ids, {i: self.catalogue.suggest_ids(i) for i in ids})
 
 
 def _shortfall(mode: str, k: int, n: int, invalid: int, removed: int, exhausted: bool, max_expansions: int) -> str:

@@ -1,13 +1,16 @@
 """The live catalogue of a loaded run, and its changes persisted next to the run.
 
-The library's recommender API (:mod:`genrec.api`) owns it; the HTTP service only serves
-that API, so this module sits with the data, below both.
+One object holds the live catalogue: :class:`LiveCatalogue` (item ids and titles by
+index, the removed indices, the id and title lookups). The GenRec recommender owns it
+(``GenRec.catalogue``) and changes it together with what decodes from it, the codec and
+the trie, all or nothing (``GenRec.add_items`` / ``remove_items``); the Python API
+(:mod:`genrec.api`) resolves histories against it and persists the changes, and the HTTP
+service only serves that API, so this module sits with the data, below all three.
 
 GenRec (Ji et al. 2023) identifies items by their titles, so an item added after
 training is recommendable at once: its title's tokens join the decoder's trie
-(DESIGN.md, "Serving": the cold-start promise of title-based generation). This module
-keeps the lookup tables (item id or title → catalogue index) in step with the
-recommender, and records the *net* changes against the dataset's catalogue in
+(DESIGN.md, "Serving": the cold-start promise of title-based generation). The changes
+are recorded as the *net* changes against the dataset's catalogue in
 ``RUN_DIR/catalogue_changes.json``::
 
     {"format": 1, "dataset": {"name", "n_items", "sha256"},
@@ -18,11 +21,17 @@ over it (``_io.write_json``), so a process killed at any moment leaves either th
 or the new state, both valid. Net changes rather than an append-only log keep the file
 no larger than the catalogue however long a server runs; indices are private to a
 process, so replaying "remove, then add" on load gives the same items and titles.
+
+Changes hold the catalogue's ``lock`` (re-entrant), and so does a reader that needs
+more than one lookup to agree (resolving a history): a reader never sees half a change.
+An addition is all or nothing by itself (what it overwrites is recorded first and put
+back if it fails midway), so its owner applies it last, after the codec and the trie.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +48,10 @@ class PersistError(GenrecError):
     """The catalogue changes could not be written (the server's fault, not the request's)."""
 
 
+class DuplicateItemError(GenrecError):
+    """An added item's id or title is already in the catalogue."""
+
+
 class LiveCatalogue(Catalogue):
     """A :class:`Catalogue` that grows and shrinks: dataset items first, added items after.
 
@@ -51,10 +64,18 @@ class LiveCatalogue(Catalogue):
     def __init__(self, item_ids: Sequence[str], titles: Sequence[str]):
         super().__init__(list(item_ids), list(titles))
         self.removed: set[int] = set()
+        #: items of the catalogue it started from (the dataset's)
+        self.n_base = len(self.titles)
+        self.lock = threading.RLock()
 
     @property
     def n_live(self) -> int:
         return len(self.titles) - len(self.removed)
+
+    @property
+    def changed(self) -> bool:
+        """Whether items were added or removed since it was made."""
+        return bool(self.removed) or len(self.titles) != self.n_base
 
     def is_live(self, index: int) -> bool:
         return 0 <= index < len(self.titles) and index not in self.removed
@@ -89,21 +110,94 @@ class LiveCatalogue(Catalogue):
         found = [t for s in close for t in stems[s]]
         return (found or difflib.get_close_matches(key, live, n=n, cutoff=0.6))[:n]
 
-    def add(self, item_ids: Sequence[str], titles: Sequence[str], indices: Sequence[int]) -> None:
-        """Record items the recommender has just added at ``indices`` (the next free ones)."""
-        if list(indices) != list(range(len(self.titles), len(self.titles) + len(titles))):
-            raise GenrecError("catalogue indices are out of step with the recommender", "this is a bug in genrec")
-        for i, t, n in zip(item_ids, titles, indices, strict=True):
-            self.item_ids.append(i)
-            self.titles.append(t)
-            # the newest item answers for its id and title (an older one with them was removed)
-            self.index_of_id[i] = n
-            self.index_of_title[t] = n
-            if self._lower is not None:
-                self._lower.setdefault(t.casefold(), n)
+    def suggest_ids(self, item_id: str, n: int = 3) -> list[str]:
+        """Live item ids close to `item_id`."""
+        import difflib
+
+        live = [i for k, i in enumerate(self.item_ids) if k not in self.removed]
+        return difflib.get_close_matches(item_id, live, n=n, cutoff=0.6)
+
+    # ------------------------------------------------------------------ changes
+
+    def check_new(self, items: Sequence[tuple[str, str]]) -> None:
+        """Refuse new ``(item_id, title)`` pairs that would be ambiguous, naming every problem
+        in one DuplicateItemError: an id or title already live or given twice, or an id that
+        reads as another item's title (a history entry is looked up as an item id first, then
+        as a title, so either would change what it means). Changes nothing."""
+        problems = []
+        seen_ids, seen_titles = set(), set()
+        with self.lock:
+            for item_id, title in items:
+                if self.live_index(item_id) is not None:
+                    problems.append(f"item id {item_id!r} is already in the catalogue")
+                elif item_id in seen_ids:
+                    problems.append(f"item id {item_id!r} is given twice")
+                t = self.index_of_title.get(title)
+                if t is not None and self.is_live(t):
+                    problems.append(f"title {title!r} is already the title of item {self.item_ids[t]!r}")
+                elif title in seen_titles:
+                    problems.append(f"title {title!r} is given twice")
+                named = self.lookup(item_id)
+                if named is not None and self.item_ids[named] != item_id:
+                    problems.append(f"item id {item_id!r} is the title of item {self.item_ids[named]!r}: "
+                                    "histories naming that title would mean the new item")
+                elif item_id.casefold() in {x.casefold() for _, x in items if x != title}:
+                    problems.append(f"item id {item_id!r} is the title of another new item")
+                if title in self.index_of_id and self.index_of_id[title] != t:
+                    problems.append(f"title {title!r} is the id of item {title!r}: histories would never reach the new item by its title")
+                seen_ids.add(item_id)
+                seen_titles.add(title)
+        if problems:
+            raise DuplicateItemError("; ".join(problems), "titles and item ids identify items: give each new item its own, "
+                                                          "and no id that reads as another item's title")
+
+    def add(self, item_ids: Sequence[str], titles: Sequence[str], indices: Sequence[int] | None = None) -> list[int]:
+        """Append items at the next free indices (``indices``, if given, must be those: the
+        owner's codec and trie took them); returns the indices. All or nothing: if it fails
+        midway, the lists and lookups are as they were."""
+        item_ids, titles = list(item_ids), list(titles)
+        if len(item_ids) != len(titles):
+            raise GenrecError(f"{len(item_ids)} item ids for {len(titles)} titles", "give one title per item id")
+        with self.lock:
+            start = len(self.titles)
+            new = list(range(start, start + len(titles)))
+            if indices is not None and [int(i) for i in indices] != new:
+                raise GenrecError("catalogue indices are out of step with the recommender", "this is a bug in genrec")
+            # what this addition overwrites (a removed item answered for a re-added id or title)
+            was_id = {i: self.index_of_id.get(i) for i in item_ids}
+            was_title = {t: self.index_of_title.get(t) for t in titles}
+            was_lower = None if self._lower is None else {t.casefold(): self._lower.get(t.casefold()) for t in titles}
+            try:
+                for i, t, n in zip(item_ids, titles, new, strict=True):
+                    self.item_ids.append(i)
+                    self.titles.append(t)
+                    # the newest item answers for its id and title (an older one with them was removed),
+                    # and for its title in any case unless a live item does
+                    self.index_of_id[i] = n
+                    self.index_of_title[t] = n
+                    if self._lower is not None and not self.is_live(self._lower.get(t.casefold(), -1)):
+                        self._lower[t.casefold()] = n
+            except BaseException:
+                del self.item_ids[start:]
+                del self.titles[start:]
+                for table, was in ((self.index_of_id, was_id), (self.index_of_title, was_title), (self._lower, was_lower)):
+                    for key, value in (was or {}).items():
+                        if value is None:
+                            table.pop(key, None)  # type: ignore[union-attr]
+                        else:
+                            table[key] = value  # type: ignore[index]
+                raise
+        return new
 
     def remove(self, indices: Iterable[int]) -> None:
-        self.removed.update(int(i) for i in indices)
+        """Mark items removed (removing a removed item again changes nothing)."""
+        indices = [int(i) for i in indices]
+        bad = [i for i in indices if not 0 <= i < len(self.titles)]
+        if bad:
+            raise GenrecError(f"items {bad[:5]} are not in the catalogue (indices 0..{len(self.titles) - 1})",
+                              "remove items by their catalogue index")
+        with self.lock:
+            self.removed.update(indices)
 
 
 @dataclass

@@ -343,6 +343,17 @@ class Trie:
 
     # ------------------------------------------------------------------ updates
 
+    def snapshot(self) -> dict:
+        """A copy of the whole state, for :meth:`restore` to put back if a change of which
+        this trie is one part fails later (O(trie size), as ``add``'s concatenations are):
+        a trie is its flat arrays and a few sizes, and ``remove``/``add`` change some
+        arrays in place, so the arrays are copied."""
+        return {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in vars(self).items()}
+
+    def restore(self, state: dict) -> None:
+        """Put back a :meth:`snapshot` of this trie."""
+        vars(self).update(state)
+
     def remove(self, items) -> None:
         """Make ``items`` unreachable (their paths' live counts fall; nothing is freed)."""
         items = np.unique(_np64(items))

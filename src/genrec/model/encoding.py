@@ -88,8 +88,15 @@ class Codec:
         return out
 
     def add_names(self, names: Sequence[str]) -> None:
+        names = list(names)
+        tokens = self.encode_names(names)  # first: a tokenizer error adds nothing
         self.names.extend(names)
-        self.item_tokens.extend(self.encode_names(list(names)))
+        self.item_tokens.extend(tokens)
+
+    def truncate(self, n: int) -> None:
+        """Forget the items from index `n` on (how an addition that failed later is undone)."""
+        del self.names[n:]
+        del self.item_tokens[n:]
 
     def text(self, s: str) -> list[int]:
         ids = self._text.get(s)

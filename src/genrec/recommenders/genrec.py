@@ -7,6 +7,21 @@ top-K, or the paper's free decoding mapped back to items. The catalogue can chan
 after training (``add_items`` / ``remove_items``): a new title is recommendable at once,
 without retraining (the cold-start promise of title-based generation).
 
+The recommender owns the live catalogue: one
+:class:`~genrec.data.live_catalogue.LiveCatalogue` (``catalogue``: ids, titles, removed
+items, lookups; ``item_ids`` and ``titles`` read it) beside the codec (what the model
+writes for each item) and the trie (what constrained decoding may write). A change
+updates the three together, all or nothing: new items are checked first
+(:meth:`GenRec.check_new_items`), then the codec takes their titles, the trie their
+tokens, and the catalogue, itself all or nothing, comes last; if any step fails, the
+earlier ones are undone (the codec truncated, the trie restored from a snapshot of its
+arrays taken before, O(trie size) as ``Trie.add``'s own concatenations are). A removal lowers the
+trie's counts and then marks the catalogue; undoing it revives the items in the trie
+(``Trie.add`` of their own tokens). Removed items keep their index (a history may name
+them), so the three always have one entry per index. A trie built after changes (the
+first constrained decoder of a free-decoding load) holds the live items only, even where
+a removed title came back under a new index.
+
 Given candidates (``score``, ``recommend(..., candidates=)``: re-ranking a candidate
 list, as LlamaRec does), nothing is searched: each candidate's response (its title or
 item token, then EOS) is scored by teacher forcing after the prompt
@@ -27,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.dataset import Dataset
+from ..data.live_catalogue import DuplicateItemError, LiveCatalogue
 from ..decoding.config import DecodingConfig, check_mode
 from ..errors import GenrecError
 from ..ranking import NO_ITEM, Ranked
@@ -93,7 +109,7 @@ class GenRec(IndexRecommender):
         from ..training.rundir import RunDir
 
         self._require_loaded()
-        if self._removed or len(self.codec) != len(self.dataset.catalogue):
+        if self.catalogue.changed:
             raise GenrecError(
                 "the catalogue was changed in memory (items added or removed); a saved run would not hold the change",
                 "save before changing the catalogue, or use genrec.Recommender, which keeps changes in the run folder",
@@ -156,12 +172,10 @@ class GenRec(IndexRecommender):
         self.model = load_trained(backbone.model, run.path / "adapter").eval()
         self.tokenizer = backbone.tokenizer
         names = list(_read_names(run.path)) if cfg.item_repr == "random-id" else item_names(dataset, cfg)
-        self.item_ids = list(dataset.catalogue.item_ids)
-        self.titles = list(dataset.catalogue.titles)
+        self.catalogue = LiveCatalogue(dataset.catalogue.item_ids, dataset.catalogue.titles)
         self.codec = Codec(self.tokenizer, names, info.get("item_token_start"))
         self.prompts = PromptBuilder.for_run(self.codec, dataset, cfg)
         self.trie = None
-        self._removed: set[int] = set()
         self._decoders: dict[DecodingConfig, object] = {}
         self._assistants: dict[str, object] = {}
         self.decoding = self.resolve(self.decoding)
@@ -190,16 +204,14 @@ class GenRec(IndexRecommender):
     def decoder_for(self, decoding: DecodingConfig):
         """The decoder of `decoding` over this run's model, codec and trie, built on first
         use and kept (the trie is built when a first constrained decoder needs it)."""
-        from ..decoding import Decoder, Trie
+        from ..decoding import Decoder
 
         decoding = self.resolve(decoding)
         decoder = self._decoders.get(decoding)
         if decoder is None:
             self._check_fits(decoding)
             if decoding.mode != "free" and self.trie is None:
-                self.trie = Trie.build(self.codec)
-                if self._removed:
-                    self.trie.remove(sorted(self._removed))
+                self.trie = _build_trie(self.codec, self.catalogue.removed)
             decoder = self._decoders[decoding] = Decoder(self.model, self.codec, self.trie, decoding)
         return decoder
 
@@ -260,8 +272,9 @@ class GenRec(IndexRecommender):
         assist = assistant.distribution(histories, len(self.codec)) if assistant is not None else None
         ranked = decoder.topk(prompts, k, exclude, assist=assist)
         self.last_stats = decoder.last_stats
-        if self._removed and decoding.mode == "free":
-            bad = np.isin(ranked.items, list(self._removed))
+        removed = self.catalogue.removed
+        if removed and decoding.mode == "free":
+            bad = np.isin(ranked.items, list(removed))
             ranked.items[bad] = NO_ITEM
             ranked.scores[bad] = -np.inf
         return ranked
@@ -277,7 +290,7 @@ class GenRec(IndexRecommender):
         decoding = self.resolve(decoding) if decoding is not None else self.decoding
         self._check_histories(histories)
         if candidates is None:
-            every = np.array([i for i in range(len(self.codec)) if i not in self._removed], dtype=np.int64)
+            every = np.array([i for i in range(len(self.codec)) if i not in self.catalogue.removed], dtype=np.int64)
             scores = np.full((len(histories), len(self.codec)), -np.inf)
             for u, row in enumerate(self._score_lists(histories, [every] * len(histories), decoding)):
                 scores[u, every] = row
@@ -291,7 +304,7 @@ class GenRec(IndexRecommender):
 
     def _candidates(self, histories: Sequence[Sequence[int]], candidates: Candidates) -> list[np.ndarray]:
         cands = candidate_lists(candidates, len(histories), len(self.codec))
-        removed = sorted({int(i) for c in cands for i in c if int(i) in self._removed})
+        removed = sorted({int(i) for c in cands for i in c if int(i) in self.catalogue.removed})
         if removed:
             raise GenrecError(f"candidates {removed[:5]}{' ...' if len(removed) > 5 else ''} were removed from the catalogue",
                               "leave removed items out of the candidates: they may no longer be recommended")
@@ -321,7 +334,7 @@ class GenRec(IndexRecommender):
         assist = assistant.distribution(histories, len(self.codec)) if assistant is not None else None
         w = decoding.fused_weight
         live = np.ones(len(self.codec), dtype=bool)
-        live[sorted(self._removed)] = False  # the assistant's mass is normalised over live items
+        live[sorted(self.catalogue.removed)] = False  # the assistant's mass is normalised over live items
         out = []
         for u, (history, items) in enumerate(zip(histories, cands, strict=True)):
             unique, where = np.unique(np.asarray(items, dtype=np.int64), return_inverse=True)
@@ -337,27 +350,113 @@ class GenRec(IndexRecommender):
             out.append(scores[where])
         return out
 
-    # ------------------------------------------------------------------ catalogue updates
+    # ------------------------------------------------------------------ the live catalogue
+
+    @property
+    def item_ids(self) -> list[str]:
+        """Item ids by catalogue index, added and removed items included: the live
+        catalogue's own list, to read (change it with :meth:`add_items` / :meth:`remove_items`)."""
+        return self.catalogue.item_ids
+
+    @property
+    def titles(self) -> list[str]:
+        """Titles by catalogue index, as :attr:`item_ids`."""
+        return self.catalogue.titles
+
+    def check_new_items(self, item_ids: Sequence[str], titles: Sequence[str]) -> list[list[int]]:
+        """Everything that would make :meth:`add_items` refuse these items, found before
+        anything changes: a run that does not write titles, an id or title taken or given
+        twice (``LiveCatalogue.check_new``, DuplicateItemError), a title holding the model's
+        special tokens, or one written with the same tokens as a live item or another new one
+        (DuplicateItemError). Returns each title's tokens."""
+        self._require_loaded()
+        if self.cfg.item_repr != "title":
+            kind = "random ids" if self.cfg.item_repr == "random-id" else "item tokens"
+            raise GenrecError(f"this run identifies items by {kind}, so it cannot learn new items without retraining",
+                              "retrain with item_repr=title to add items")
+        if len(item_ids) != len(titles):
+            raise GenrecError(f"{len(item_ids)} item ids for {len(titles)} titles", "give one title per item id")
+        items = list(zip(item_ids, titles, strict=True))
+        self.catalogue.check_new(items)
+        codec = self.codec
+        tokens = codec.encode_names(list(titles))
+        for (item_id, title), ids in zip(items, tokens, strict=True):
+            if codec.eos_id in ids:
+                raise GenrecError(f"the title {title!r} of item {item_id!r} contains the model's end-of-text marker",
+                                  "remove special tokens such as <|endoftext|> from the title")
+            if not ids:
+                raise GenrecError(f"the title {title!r} of item {item_id!r} has no tokens", "give every item a non-empty title")
+        special = [t for t in getattr(codec.tokenizer, "all_special_tokens", []) if t]
+        for item_id, title in items:
+            found = [t for t in special if t in title]
+            if found:
+                raise GenrecError(f"the title {title!r} of item {item_id!r} contains the model's special token(s) "
+                                  f"{', '.join(found)}, which would end or restructure its prompt",
+                                  "remove special tokens such as <|endoftext|> and <|im_start|> from the title")
+        # the trie knows the live token sequences; without one (free decoding so far) the codec does
+        live = None if self.trie is not None else {
+            tuple(t) for i, t in enumerate(codec.item_tokens) if i not in self.catalogue.removed}
+        by_tokens: dict[tuple[int, ...], str] = {}
+        for (item_id, title), ids in zip(items, tokens, strict=True):
+            key = tuple(ids)
+            taken = key in live if live is not None else self.trie.contains([*ids, codec.eos_id])
+            if key in by_tokens or taken:
+                other = by_tokens.get(key) or "a live item"
+                raise DuplicateItemError(f"the title {title!r} of item {item_id!r} is written with the same tokens as {other}",
+                                         "make the title differ (e.g. add the year or brand)")
+            by_tokens[key] = repr(title)
+        return tokens
 
     def add_items(self, item_ids: Sequence[str], titles: Sequence[str]) -> list[int]:
-        """Make new items recommendable now; returns their indices."""
-        if self.cfg.item_repr != "title":
-            raise GenrecError("only a title-based run can add items without retraining", "retrain the random-id variant")
-        start = len(self.titles)
-        self.item_ids.extend(item_ids)
-        self.titles.extend(titles)
-        self.codec.add_names(list(titles))
+        """Make new items recommendable now; returns their indices (the next free ones).
+
+        Checked first (:meth:`check_new_items`); then the codec, the trie and the live
+        catalogue take them together: if any of them fails, none has changed (module doc).
+        """
+        item_ids, titles = [str(i) for i in item_ids], list(titles)
+        self.check_new_items(item_ids, titles)
+        if not titles:
+            return []
+        start = len(self.codec)
+        if start != len(self.catalogue) or (self.trie is not None and self.trie.n_items != start):
+            raise GenrecError("the codec, trie and live catalogue are out of step", "this is a bug in genrec")
         idx = list(range(start, start + len(titles)))
-        if self.trie is not None:
-            self.trie.add([self.codec.response_ids(i) for i in idx], idx)
+        trie_was = self.trie.snapshot() if self.trie is not None else None
+        try:
+            self.codec.add_names(titles)
+            if self.trie is not None:
+                self.trie.add([self.codec.response_ids(i) for i in idx], idx)
+            self.catalogue.add(item_ids, titles, idx)  # last: all or nothing by itself
+        except BaseException:
+            self.codec.truncate(start)
+            if trie_was is not None:
+                self.trie.restore(trie_was)
+            raise
         self._catalogue_changed()
         return idx
 
     def remove_items(self, indices: Sequence[int]) -> None:
-        """Items that may no longer be recommended (their index stays reserved)."""
-        if self.trie is not None:
-            self.trie.remove(list(indices))
-        self._removed.update(int(i) for i in indices)
+        """Items that may no longer be recommended (their index stays reserved, so a history
+        may still name them; removing a removed item again changes nothing). All or nothing,
+        as :meth:`add_items`: a GenrecError for an index outside the catalogue changes nothing."""
+        self._require_loaded()
+        idx = sorted({int(i) for i in indices})
+        bad = [i for i in idx if not 0 <= i < len(self.catalogue)]
+        if bad:
+            raise GenrecError(f"items {bad[:5]} are not in the catalogue (indices 0..{len(self.catalogue) - 1})",
+                              "remove items by their catalogue index")
+        live = [i for i in idx if self.catalogue.is_live(i)]
+        if not live:
+            return
+        try:
+            if self.trie is not None:
+                self.trie.remove(live)
+            self.catalogue.remove(live)
+        except BaseException:
+            if self.trie is not None:  # revive what the trie lost (their own tokens, their own leaves)
+                gone = [i for i, at in zip(live, self.trie.item_at(self.trie.leaf_of(live)).tolist(), strict=True) if at != i]
+                self.trie.add([self.codec.response_ids(i) for i in gone], gone)
+            raise
         self._catalogue_changed()
 
     def _catalogue_changed(self) -> None:
@@ -365,6 +464,39 @@ class GenRec(IndexRecommender):
         # built: build it again on next use (beam and exact share the updated trie)
         for decoding in [d for d in self._decoders if d.mode == "free"]:
             del self._decoders[decoding]
+
+
+def _build_trie(codec, removed: set[int]):
+    """The trie over the codec's items, `removed` ones dead. One vectorised ``Trie.build``,
+    unless a removed title came back under a new index: two items with the same tokens,
+    which ``Trie.build`` refuses. Then the removed items go in first, one occurrence of each
+    token sequence a round (added, then removed), and the live ones last, reviving the
+    leaves they share with removed ones."""
+    from ..decoding import Trie
+
+    if not removed:
+        return Trie.build(codec)
+    seqs = [codec.response_ids(i) for i in range(len(codec))]
+    if len({tuple(s) for s in seqs}) == len(seqs):
+        trie = Trie.build(codec)
+        trie.remove(sorted(removed))
+        return trie
+    trie = Trie(codec.vocab_size, codec.eos_id)
+    rounds: list[list[int]] = []
+    occurrences: dict[tuple[int, ...], int] = {}
+    for i in sorted(removed):
+        key = tuple(seqs[i])
+        r = occurrences.get(key, 0)
+        occurrences[key] = r + 1
+        if r == len(rounds):
+            rounds.append([])
+        rounds[r].append(i)
+    for items in rounds:
+        trie.add([seqs[i] for i in items], items)
+        trie.remove(items)
+    live = [i for i in range(len(seqs)) if i not in removed]
+    trie.add([seqs[i] for i in live], live)
+    return trie
 
 
 def _check_weights(record: dict, source: str, path: str) -> None:
