@@ -22,7 +22,7 @@ done
 
 # SASRec: trains on each user's training part, early-stops on validation NDCG@10,
 # saves the model, then ranks the test users. 40 epochs: about 21 minutes on 2 free cores.
-$LOCK genrec evaluate "$OUT/ml1m" --method sasrec --threads 2 --epochs 40 --save-model "$OUT/sasrec-ml1m" \
+$LOCK genrec evaluate "$OUT/ml1m" --method sasrec --set threads=2 --set epochs=40 --save-model "$OUT/sasrec-ml1m" \
   --out "$OUT/eval-ml1m-sasrec"
 
 genrec compare "$OUT/eval-ml1m-popularity" "$OUT/eval-ml1m-last-item" "$OUT/eval-ml1m-sasrec" --out "$OUT/compare-ml1m"

@@ -47,7 +47,7 @@ def ensure_run(backbone: str, data: Path | None) -> tuple[Path, Path]:
     run = root / f"run-{backbone}"
     if not (run / "adapter").is_dir():
         subprocess.run([*GENREC, "train", str(data), "--out", str(run), "--backbone", backbone, "--max-steps", "2",
-                        "--overwrite", "batch_size=4", "effective_batch=8", "max_users=8"], check=True)
+                        "--overwrite", "--set", "batch_size=4", "--set", "effective_batch=8", "--set", "max_users=8"], check=True)
     return run, data
 
 

@@ -155,9 +155,10 @@ def test_train_progress_shows_validation_when_piped(capsys):
 
 @requires_packaged
 def test_piped_train_shows_progress_and_validation(tiny_dataset, tmp_path):
+    settings = ["max_steps=2", "batch_size=4", "effective_batch=8", "warmup_steps=0", "threads=1", "lora.r=4",
+                "eval_every=1", "eval_users=4", "eval_decode=false"]
     r = runner.invoke(app, ["train", str(tiny_dataset.path), "--out", str(tmp_path / "run"), "--backbone", "tiny-random-llama",
-                            "max_steps=2", "batch_size=4", "effective_batch=8", "warmup_steps=0", "threads=1", "lora.r=4",
-                            "eval_every=1", "eval_users=4", "eval_decode=false"])
+                            *(a for kv in settings for a in ("--set", kv))])
     assert r.exit_code == 0, r.output
     err = r.stderr.splitlines()
     assert err[0].startswith("train: 0/2 steps (0%), started")

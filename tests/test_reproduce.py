@@ -37,7 +37,7 @@ def test_the_recipe_runs_at_toy_scale(tmp_path):
         for name in ("ratings.csv", "movies.csv"):
             z.write(FIXTURE / name, f"ml-25m/{name}")
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", BACKBONE="tiny-random-llama", ML25M=str(archive), OUT=str(tmp_path / "paper"),
-               TRAIN_EXTRA="max_steps=2 batch_size=1 effective_batch=1", EVAL_EXTRA="--resamples 50")
+               TRAIN_EXTRA="--set max_steps=2 --set batch_size=1 --set effective_batch=1", EVAL_EXTRA="--resamples 50")
     r = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
                        timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]

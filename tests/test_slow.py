@@ -22,7 +22,8 @@ def test_smollm2_trains_with_the_cpu_preset_and_recommends_catalogue_items(tmp_p
     r = runner.invoke(app, ["prepare", "bundled", "--out", str(data)])
     assert r.exit_code == 0, r.output
     r = runner.invoke(app, ["train", str(data), "--out", str(run), "--backbone", "smollm2-135m", "--preset", "cpu",
-                            "--max-steps", "8", "batch_size=8", "effective_batch=8", "eval_every=8", "eval_users=16"])
+                            "--max-steps", "8", "--set", "batch_size=8", "--set", "effective_batch=8", "--set", "eval_every=8",
+                            "--set", "eval_users=16"])
     assert r.exit_code == 0, r.output
     log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
     losses = [e["loss"] for e in log if e["kind"] == "train"]

@@ -2,14 +2,16 @@
 
 Configs are pydantic models with ``extra="forbid"`` (an unknown key is an error, never a
 silent default) whose field descriptions are the CLI help. Presets are YAML files in
-``genrec/presets``; overrides are dotted ``key=value`` pairs. The resolved config is
-written into every output folder.
+``genrec/presets``; overrides are dotted ``key=value`` pairs, read by
+:func:`parse_overrides` (the one parser: every command that takes settings takes them as
+``--set KEY=VALUE``). The resolved config is written into every output folder.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar, get_args
@@ -41,7 +43,14 @@ class Config(BaseModel):
     @classmethod
     def help_hint(cls) -> str:
         """Where a user finds the fields (the fix text of a ConfigError)."""
+        if cls.__module__.startswith("genrec.recommenders."):  # a method's settings (SASRecConfig, ...)
+            return "`genrec evaluate --fields` lists each method's settings and allowed values (set with --set KEY=VALUE)"
         return f"see `genrec {cls.__name__.removesuffix('Config').lower()} --help` for the fields and allowed values"
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        """Every settable field, nested ones dotted (``lora.r``): the keys ``--set`` takes."""
+        return _field_names(cls)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
@@ -77,12 +86,27 @@ def _format_errors(e: ValidationError, model: type[BaseModel]) -> list[str]:
     for err in e.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "(config)"
         if err["type"] == "extra_forbidden":
-            close = _did_you_mean(loc, names)
-            hint = f", did you mean {' or '.join(close)}?" if close else " (check the spelling)"
-            out.append(f"{loc}: unknown key{hint}")
+            out.append(unknown_key(loc, names))
         else:
             out.append(f"{loc}: {err['msg']} (got {err.get('input')!r})")
     return out
+
+
+def unknown_key(key: str, names: list[str]) -> str:
+    """The problem line for a `key` that is none of `names`, with the closest names."""
+    close = _did_you_mean(key, names)
+    hint = f", did you mean {' or '.join(close)}?" if close else " (check the spelling)"
+    return f"{key}: unknown key{hint}"
+
+
+def check_keys(keys: Iterable[str], names: Iterable[str], fix: str) -> None:
+    """Raise a ConfigError naming every key of `keys` that is none of `names` (each with
+    the closest names): for settings that are not one config's fields (``genrec evaluate
+    --set`` for the genrec method)."""
+    names = list(names)
+    problems = [unknown_key(k, names) for k in keys if k not in names]
+    if problems:
+        raise ConfigError(problems, fix)
 
 
 def _field_names(model: type[BaseModel], prefix: str = "") -> list[str]:
@@ -109,22 +133,26 @@ def _did_you_mean(key: str, names: list[str]) -> list[str]:
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """Parse ``a.b=value`` pairs; values are read as YAML scalars (1e-3, true, [q_proj])."""
+    """Parse ``a.b=value`` pairs (the values of ``--set``, or a library caller's list) into
+    ``{dotted key: value}``; a later pair for the same key wins.
+
+    Values are read as YAML scalars (``1e-3``, ``true``, ``null``, ``[q_proj, v_proj]``);
+    an empty value is None. Keys may be written with dashes (``max-minutes``)."""
     out: dict[str, Any] = {}
     problems = []
     for pair in pairs:
-        if "=" not in pair:
-            problems.append(f"{pair!r} is not key=value")
-            continue
-        key, raw = pair.split("=", 1)
+        key, eq, raw = pair.partition("=")
         key = key.strip().lstrip("-").replace("-", "_")
+        if not eq or not key:
+            problems.append(f"{pair!r} is not KEY=VALUE")
+            continue
         try:
             value = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError:
             value = raw
         out[key] = value
     if problems:
-        raise ConfigError(problems, "write overrides as key=value, e.g. lr=1e-3 lora.r=16")
+        raise ConfigError(problems, "write each setting as --set KEY=VALUE, e.g. --set lr=1e-3 --set lora.r=16")
     return out
 
 

@@ -23,7 +23,7 @@ def test_evaluate_compare_and_a_saved_model(tiny_dataset, tmp_path):
     r = runner.invoke(
         app,
         ["evaluate", data, "--method", "sasrec", "--out", str(tmp_path / "sas"), "--save-model", str(tmp_path / "model"),
-         "--epochs", "2", "--threads", "1", "--set", "hidden=16", "--set", "max_len=10", "--resamples", "100", "--k-max", "10"],
+         "--set", "epochs=2", "--set", "threads=1", "--set", "hidden=16", "--set", "max_len=10", "--resamples", "100", "--k-max", "10"],
     )
     assert r.exit_code == 0, r.output
     first = json.loads((tmp_path / "sas" / "metrics.json").read_text())
@@ -56,3 +56,70 @@ def test_errors_exit_2_with_a_fix(tiny_dataset, tmp_path):
     r = runner.invoke(app, ["evaluate", data, "--split", "train", "--out", str(tmp_path / "x")])
     assert r.exit_code == 2 and "--split" in r.output
     assert not (tmp_path / "x").exists()
+
+
+def test_evaluate_set_reaches_the_method_config(tiny_dataset, tmp_path, monkeypatch):
+    from genrec.errors import GenrecError
+    from genrec.recommenders.sasrec import SASRec, SASRecConfig
+
+    seen = {}
+
+    def fit(self, dataset, progress=None):  # stands in for training: the config it was given is the point
+        seen["config"] = self.config
+        raise GenrecError("stopped by the test")
+
+    monkeypatch.setattr(SASRec, "fit", fit)
+    r = runner.invoke(app, ["evaluate", str(tiny_dataset.path), "--method", "sasrec", "--set", "epochs=3",
+                            "--set", "max-minutes=0.5", "--set", "device=cpu", "--seed", "7", "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "stopped by the test" in r.output, r.output
+    cfg = seen["config"]
+    assert (cfg.epochs, cfg.max_minutes, cfg.device, cfg.seed) == (3, 0.5, "cpu", 7)  # --seed is the method's default seed
+    assert cfg.hidden == SASRecConfig().hidden  # the rest as the config has them
+
+
+def test_evaluate_settings_are_checked_before_anything_is_loaded(tiny_dataset, tmp_path):
+    data = str(tiny_dataset.path)
+
+    def refused(*args):
+        r = runner.invoke(app, ["evaluate", data, *args, "--out", str(tmp_path / "x")])
+        assert r.exit_code == 2, r.output
+        assert not (tmp_path / "x").exists()
+        return r.stderr
+
+    # an unknown key: the closest settings of that method's config
+    err = refused("--method", "sasrec", "--set", "epoch=3")
+    assert "epoch: unknown key, did you mean epochs?" in err and "genrec evaluate --fields" in err
+    err = refused("--run", str(tmp_path / "no-run"), "--set", "batchsize=4")  # genrec: its decoding settings
+    assert "batchsize: unknown key, did you mean batch_size?" in err
+    assert "has no settings" in refused("--method", "popularity", "--set", "hidden=3")
+    # a bad value, named with what is allowed
+    assert "epochs: Input should be greater than or equal to 1" in refused("--method", "sasrec", "--set", "epochs=0")
+    # a setting that has a flag of its own
+    err = refused("--run", str(tmp_path / "no-run"), "--set", "beams=20", "--set", "renormalise=true")
+    assert "fix: write --beams 20 --renormalise" in err
+    # the SASRec flags evaluate once had are --set now: the error says how
+    for args, fix in [(["--epochs", "40"], "--set epochs=40"), (["--threads=2"], "--set threads=2"),
+                      (["--max-minutes", "5"], "--set max_minutes=5")]:
+        err = refused("--method", "sasrec", *args)
+        assert "is a setting" in err and f"fix: write {fix}" in err, args
+    # settings are never positional
+    assert "fix: write --set hidden=16" in refused("--method", "sasrec", "hidden=16")
+
+
+def test_evaluate_fields_lists_every_methods_settings_from_its_config():
+    from genrec.recommenders.last_item import LastItemConfig
+    from genrec.recommenders.sasrec import SASRecConfig
+
+    r = runner.invoke(app, ["evaluate", "--fields"])  # no data folder needed
+    assert r.exit_code == 0, r.output
+    blocks = {b.split(":", 1)[0].split(" ", 1)[0]: b for b in r.stdout.split("\n") if b and not b.startswith(" ")}
+    assert {"popularity", "last-item", "sasrec", "genrec"} <= set(blocks)
+    assert "popularity: no settings" in r.stdout
+    for config in (SASRecConfig, LastItemConfig):
+        for line in config.field_help().splitlines():
+            assert f"  {line}" in r.stdout
+    genrec = r.stdout.split("\ngenrec", 1)[1]
+    for name in ("batch_size", "length_normalise", "max_expansions", "expand", "assist_minutes", "threads", "device"):
+        assert f"\n  {name}=" in genrec, name
+    for flagged in ("beams", "mode", "grounding", "assist_weight"):  # set with their flags (--beams ...)
+        assert f"\n  {flagged}=" not in genrec

@@ -118,7 +118,7 @@ def _train_cli(*args):
 
 
 def test_train_reads_a_config_file_with_config(tmp_path):
-    shown = _train_cli("--preset", "cpu", "lr=0.0042", "--show-config")
+    shown = _train_cli("--preset", "cpu", "--set", "lr=0.0042", "--show-config")
     assert shown.exit_code == 0, shown.output
     config = tmp_path / "mine.yaml"
     config.write_text(shown.stdout, encoding="utf-8")
@@ -132,11 +132,42 @@ def test_train_reads_a_config_file_with_config(tmp_path):
     (["--config", "missing.yaml"], "--config missing.yaml does not exist"),
     (["--config", "cpu"], "--config cpu is not a .yaml file"),
     (["--config", "x.yaml", "--preset", "cpu"], "both --config x.yaml and --preset cpu are given"),
-    (["--preset", "cpu", "lr_rate=1e-3"], "lr_rate: unknown key, did you mean lr?"),
+    (["--preset", "cpu", "--set", "lr_rate=1e-3"], "lr_rate: unknown key, did you mean lr?"),
 ])
 def test_train_config_mistakes_are_named(args, message):
     r = _train_cli(*args, "--show-config")
     assert r.exit_code == 2 and message in r.stderr
+
+
+def test_train_set_gives_the_preset_plus_the_settings():
+    from genrec.training.config import from_preset
+
+    r = _train_cli("--preset", "cpu", "--set", "lr=0.001", "--set", "lora.r=4", "--show-config")
+    assert r.exit_code == 0, r.output
+    want = from_preset("cpu")
+    want.lr, want.lora.r = 0.001, 4
+    assert TrainConfig.model_validate(yaml.safe_load(r.stdout)).model_dump() == want.model_dump()
+    # the library's overrides are the same KEY=VALUE strings, read by the same parser
+    assert from_preset("cpu", overrides=["lr=0.001", "lora.r=4"]).model_dump() == want.model_dump()
+
+
+def test_train_settings_written_without_set_name_the_set_form():
+    # positional KEY=VALUE, as genrec train once took them
+    r = _train_cli("--preset", "cpu", "lr=0.001", "lora.r=4", "--show-config")
+    assert r.exit_code == 2, r.output
+    assert "not as positional KEY=VALUE arguments: lr=0.001 lora.r=4" in r.stderr
+    assert "fix: write --set lr=0.001 --set lora.r=4" in r.stderr
+    # a field written as an option
+    for args, fix in [(["--lr", "0.001"], "--set lr=0.001"), (["--max-minutes=5"], "--set max_minutes=5"),
+                      (["--lora.r", "4"], "--set lora.r=4"), (["--no-group-by-length"], "--set group_by_length=false")]:
+        r = _train_cli("--preset", "cpu", *args, "--show-config")
+        assert r.exit_code == 2 and f"fix: write {fix}" in r.stderr, (args, r.output)
+    # an option that names no field keeps click's own message
+    r = _train_cli("--preset", "cpu", "--bogus", "--show-config")
+    assert r.exit_code == 2 and "is a setting" not in r.stderr
+    # an extra argument that is no setting either
+    r = _train_cli("--preset", "cpu", "another-dir", "--show-config")
+    assert r.exit_code == 2 and "unexpected extra argument (another-dir)" in r.stderr
 
 
 @pytest.mark.parametrize("preset", ["paper", "recommended", "cpu", "cpu-long", "cpu-titles"])

@@ -24,9 +24,10 @@ runner = CliRunner()
 BASE = {"backbone": "tiny-random-llama", "max_users": 8, "windows": "recent", "windows_per_user": 2,
         "batch_size": 4, "effective_batch": 8, "warmup_steps": 0, "save_every": 2, "threads": 1,
         "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}}
-#: the same settings as CLI overrides
-ARGS = ["--backbone", "tiny-random-llama", "max_users=8", "windows=recent", "windows_per_user=2", "batch_size=4",
-        "effective_batch=8", "warmup_steps=0", "save_every=2", "threads=1", "lora.r=4"]
+#: the same settings on the command line
+SETTINGS = ["max_users=8", "windows=recent", "windows_per_user=2", "batch_size=4", "effective_batch=8", "warmup_steps=0",
+            "save_every=2", "threads=1", "lora.r=4"]
+ARGS = ["--backbone", "tiny-random-llama", *(a for kv in SETTINGS for a in ("--set", kv))]
 
 
 def cfg(**kw) -> TrainConfig:
@@ -49,12 +50,12 @@ def test_a_failed_overwrite_keeps_the_old_run(bundled_dir, tmp_path):
     train(bundled_dir, run, cfg(max_steps=1))
     before = snapshot(run)
     # one user gives 2 examples: fewer than one step of effective_batch=8
-    r = runner.invoke(app, ["train", str(bundled_dir), "--out", str(run), "--overwrite", *ARGS, "max_users=1", "max_steps=2"])
+    r = runner.invoke(app, ["train", str(bundled_dir), "--out", str(run), "--overwrite", *ARGS, "--set", "max_users=1", "--set", "max_steps=2"])
     assert r.exit_code == 2, r.output
     assert "cannot fill one step" in r.output and "Traceback" not in r.output
     assert snapshot(run) == before
     # a replacement that succeeds takes the old run's place, and nothing is left beside it
-    r = runner.invoke(app, ["train", str(bundled_dir), "--out", str(run), "--overwrite", *ARGS, "max_steps=2"])
+    r = runner.invoke(app, ["train", str(bundled_dir), "--out", str(run), "--overwrite", *ARGS, "--set", "max_steps=2"])
     assert r.exit_code == 0, r.output
     assert json.loads((run / "run.json").read_text())["steps_done"] == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
@@ -75,7 +76,7 @@ def test_an_interrupted_overwrite_keeps_the_old_run(bundled_dir, tmp_path):
 
 def test_non_finite_settings_are_refused(bundled_dir, tmp_path):
     for value in ("inf", ".inf", "nan", "1e999"):
-        r = runner.invoke(app, ["train", str(bundled_dir), "--out", str(tmp_path / "run"), *ARGS, f"lr={value}"])
+        r = runner.invoke(app, ["train", str(bundled_dir), "--out", str(tmp_path / "run"), *ARGS, "--set", f"lr={value}"])
         assert r.exit_code == 2, r.output
         assert "lr: Input should be a finite number" in r.output
     r = runner.invoke(app, ["prepare", "bundled", "--out", str(tmp_path / "ds"), "--min-rating", "nan"])

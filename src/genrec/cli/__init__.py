@@ -10,6 +10,7 @@ import sys
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.console import Console, ConsoleDimensions
@@ -66,7 +67,7 @@ def status(message: str):
         yield lambda msg: st.update(f"{message}: {msg}")
 
 
-def fail(e: GenrecError) -> None:
+def fail(e: GenrecError) -> NoReturn:
     """Print a GenrecError as `error:` / `fix:` lines and exit with status 2."""
     console.print(f"[bold red]error:[/] {escape(e.problem)}", highlight=False, soft_wrap=True)
     if e.fix:

@@ -4,6 +4,11 @@ and paired tests across evaluations.
 Method construction is the library's ``genrec.recommenders.build_method``; this module
 only turns options into its arguments, shows progress, and reads the launcher's
 ``WORLD_SIZE`` to shard users under ``torchrun`` / ``accelerate launch``.
+
+A method's settings are given as ``--set KEY=VALUE`` (its config's fields: SASRec's,
+last-item's, the genrec method's decoding settings); flags are the evaluation's own
+settings, plus genrec's main decoding settings, which ``genrec recommend`` and ``genrec
+serve`` take as the same flags.
 """
 
 from __future__ import annotations
@@ -16,13 +21,103 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from ..config import parse_overrides
-from ..errors import GenrecError
+from ..config import check_keys, parse_overrides
+from ..errors import ConfigError, GenrecError
 from . import app, console, fail, out, status
 from ._progress import CountProgress
+from ._settings import CONTEXT, settings_command
+
+#: settings that `evaluate` takes as flags, never as --set (one spelling each): the inputs,
+#: and genrec's decoding settings that `genrec recommend` and `genrec serve` take as flags too
+_FLAGS = {"run": "--run", "model": "--model"}
+_DECODING_FLAGS = {"decode": "--decode", "mode": "--decode", "beams": "--beams", "grounding": "--grounding",
+                   "renormalise": "--renormalise", "assist": "--assist", "assist_weight": "--assist-weight"}
+#: the genrec method's settings that are no decoding field: where the LLM runs
+_RUNTIME = {"threads": "threads=None: torch CPU threads (default: torch's)",
+            "device": "device=None: torch device, e.g. cpu or cuda (default: cuda when there is a GPU)"}
+_FIELDS_FIX = "`genrec evaluate --fields` lists each method's settings"
 
 
-@app.command()
+def method_settings(method: str) -> dict[str, str]:
+    """`method`'s ``--set`` settings: name → ``name=default: meaning``, generated from its
+    config (the genrec method: its decoding config, less the settings with flags)."""
+    from ..recommenders import METHODS
+
+    cls = METHODS[method]
+    config = getattr(cls, "config_class", None)
+    if config is not None:
+        return {line.split("=", 1)[0]: line for line in config.field_help().splitlines()}
+    options = getattr(cls, "OPTIONS", ())  # the genrec method: what its from_options takes
+    if not options:
+        return {}
+    from ..decoding.config import DecodingConfig
+
+    lines = {line.split("=", 1)[0]: line for line in DecodingConfig.field_help().splitlines()}
+    return {name: lines.get(name) or _RUNTIME.get(name, name) for name in options if name not in _DECODING_FLAGS}
+
+
+def _all_settings() -> list[str]:
+    """Every method's settings (what an unknown option such as --epochs is checked against)."""
+    from ..recommenders import METHODS
+
+    return [name for method in METHODS for name in method_settings(method)]
+
+
+def method_options(method: str, pairs: list[str]) -> dict:
+    """``--set`` pairs as `method`'s settings, checked before anything is loaded or
+    trained: a key that is no setting of the method is named with the closest ones, a bad
+    value with what is allowed, a setting that has a flag with the flag."""
+    from ..recommenders import METHODS
+
+    options = parse_overrides(pairs)
+    flags = {**_FLAGS, **(_DECODING_FLAGS if method == "genrec" else {})}
+    flagged = [k for k in options if k in flags]
+    if flagged:
+        raise GenrecError(f"--set {', '.join(flagged)}: {'these are' if len(flagged) > 1 else 'this is'} set with a flag",
+                          "write " + " ".join(_as_flag(flags[k], options[k]) for k in flagged))
+    names = list(method_settings(method))
+    if options and not names:
+        raise GenrecError(f"the {method} method has no settings (got --set {', '.join(options)})", f"drop --set; {_FIELDS_FIX}")
+    check_keys(options, names, _FIELDS_FIX)
+    cls = METHODS[method]
+    config = getattr(cls, "config_class", None)
+    if config is None and getattr(cls, "OPTIONS", None):  # the genrec method: its decoding config
+        from ..decoding.config import DecodingConfig
+
+        config = DecodingConfig
+    if config is not None:  # the values, now rather than after the data is loaded
+        try:
+            config.build({k: v for k, v in options.items() if k in config.model_fields})
+        except ConfigError as e:
+            raise ConfigError(e.problems, f"{_FIELDS_FIX} and their allowed values") from None
+    return options
+
+
+def _as_flag(flag: str, value) -> str:
+    if isinstance(value, bool):  # a switch: --renormalise / --no-renormalise
+        return flag if value else f"--no-{flag.removeprefix('--')}"
+    return f"{flag} {value}"
+
+
+def _print_fields(wanted: bool) -> None:
+    """`genrec evaluate --fields`: every method's settings, generated from its config."""
+    if not wanted:
+        return
+    from ..recommenders import METHODS
+
+    flags = ", ".join(dict.fromkeys(_DECODING_FLAGS.values()))
+    blocks = []
+    for method in METHODS:
+        lines = list(method_settings(method).values())
+        head = f"{method} (--run RUN_DIR; also {flags})" if method == "genrec" else method
+        blocks.append(f"{head}:" + "".join(f"\n  {line}" for line in lines) if lines else f"{method}: no settings")
+    blocks.append("Set with --set KEY=VALUE (repeatable). With --model a saved model is loaded as it was trained: only sasrec's threads and device may be set.")
+    out.print("\n".join(blocks), highlight=False, soft_wrap=True, markup=False)
+    raise typer.Exit()
+
+
+# a method setting written as an option (--epochs 40) is answered with --set epochs=40
+@app.command(cls=settings_command(_all_settings), context_settings=CONTEXT)
 def evaluate(
     data_dir: Annotated[Path, typer.Argument(help="a prepared dataset folder")],
     method: Annotated[str | None, typer.Option(help="popularity, last-item, sasrec, or genrec (implied by --run)")] = None,
@@ -45,13 +140,13 @@ def evaluate(
     resamples: Annotated[int, typer.Option(help="bootstrap resamples for the confidence intervals")] = 1000,
     model: Annotated[Path | None, typer.Option(help="load a saved model (e.g. from --save-model) instead of training")] = None,
     save_model: Annotated[Path | None, typer.Option(help="save the trained model to this folder")] = None,
-    epochs: Annotated[int | None, typer.Option(help="sasrec: at most this many epochs")] = None,
-    patience: Annotated[int | None, typer.Option(help="sasrec: stop after this many validations without improvement")] = None,
-    max_minutes: Annotated[float | None, typer.Option(help="sasrec: training time budget in minutes")] = None,
-    threads: Annotated[int | None, typer.Option(help="sasrec: torch CPU threads")] = None,
-    device: Annotated[str | None, typer.Option(help="sasrec: torch device (cpu, cuda)")] = None,
     cold_start: Annotated[bool, typer.Option("--cold-start", help="also report HR/NDCG/MRR separately for targets that never occur in training (cold) and the rest (warm), in metrics.json under cold_start")] = False,
-    overrides: Annotated[list[str] | None, typer.Option("--set", help="method config field, KEY=VALUE (repeatable), e.g. --set hidden=128 --set n_last=3")] = None,
+    overrides: Annotated[list[str] | None, typer.Option(
+        "--set", metavar="KEY=VALUE",
+        help="a setting of the method (repeatable), e.g. --set epochs=40 --set threads=2 (sasrec), --set n_last=3 (last-item); `--fields` lists them",
+    )] = None,
+    fields: Annotated[bool, typer.Option("--fields", is_eager=True, callback=lambda v: _print_fields(v),
+                                         help="list every method's settings with their defaults and meanings, and exit")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print metrics.json as one line of JSON on stdout instead of the summary line (progress and messages stay on stderr)")] = False,
 ) -> None:
     """Rank the full catalogue for every user of a split and write metrics.json, rankings.parquet, report.md, plot.png.
@@ -66,9 +161,12 @@ def evaluate(
 
     genrec: `--run RUN_DIR` with `--decode beam|exact|free`, `--beams`, `--grounding`,
     `--renormalise`, `--assist sasrec|popularity`, `--assist-weight` (histories are cut to the run's prompt window; seen items are still
-    all excluded). Method config fields (--set KEY=VALUE): sasrec: hidden, blocks, heads, dropout,
-    max_len, lr, weight_decay, batch_size, epochs, patience, eval_every, max_minutes, seed,
-    threads, device; last-item: n_last, decay, year, tie_break, k1, b; popularity: none.
+    all excluded).
+
+    A method's settings (its config's fields) are given as --set KEY=VALUE, repeatable:
+    e.g. --set epochs=40 --set threads=2 for sasrec, --set n_last=3 for last-item,
+    --set batch_size=8 for genrec. `genrec evaluate --fields` lists every method's
+    settings with their defaults and meanings.
     """
     from .._io import check_out
     from ..data import Dataset
@@ -91,7 +189,8 @@ def evaluate(
             raise GenrecError(f"--split {split!r} is not test or valid", "use --split test or --split valid")
         if method not in METHODS:
             raise GenrecError(f"unknown method {method!r}", f"use one of: {', '.join(METHODS)}")
-        # refuse a bad --out before minutes of training, not after
+        # refuse a bad setting or --out before minutes of training, not after
+        options = method_options(method, overrides or [])
         inputs = [data_dir, run, model]
         check_out(out_dir, "evaluation", inputs, overwrite)
         if save_model is not None:
@@ -99,10 +198,6 @@ def evaluate(
                 raise GenrecError(f"--save-model and --out are the same folder {out_dir}", "give the model its own folder")
             check_out(save_model, "model", [*inputs, out_dir], overwrite)
         ds = Dataset(data_dir)
-        options: dict = parse_overrides(overrides or [])
-        options.update(
-            {k: v for k, v in dict(epochs=epochs, patience=patience, max_minutes=max_minutes, threads=threads, device=device).items() if v is not None}
-        )
         config_class = getattr(METHODS[method], "config_class", None)
         if model is None and config_class is not None and "seed" in config_class.model_fields:
             options.setdefault("seed", seed)

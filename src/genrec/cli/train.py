@@ -14,6 +14,7 @@ from ..errors import GenrecError
 from ..training.config import TrainConfig, from_preset  # pydantic only: no torch at start-up
 from . import app, console, fail, out
 from ._progress import PlainLines
+from ._settings import CONTEXT, settings_command
 
 
 class TrainProgress:
@@ -67,27 +68,31 @@ class TrainProgress:
 
 
 def _print_fields(wanted: bool) -> None:
-    if wanted:
-        out.print(TrainConfig.field_help(), highlight=False, soft_wrap=True)
+    if wanted:  # markup=False: a description's [a,b] is text, not a rich style
+        out.print(TrainConfig.field_help(), highlight=False, soft_wrap=True, markup=False)
         raise typer.Exit()
 
 
 def _help() -> str:
     """`genrec train --help`: the field list is generated from TrainConfig, so it never
     misses a field."""
-    names = ", ".join(line.split("=", 1)[0] for line in TrainConfig.field_help().splitlines())
+    names = ", ".join(TrainConfig.field_names())
     return (
         "Fine-tune a backbone to write the next item (GenRec): LoRA or every weight, items as titles, random ids or item tokens.\n\n"
         "Writes RUN_DIR/adapter, config.yaml, train_log.jsonl, run.json and checkpoints/. Runs unchanged under "
         "`accelerate launch -m genrec train ...` or `torchrun --nproc_per_node N -m genrec train ...`.\n\n"
-        f"Config fields (override as key=value; `--fields` explains each): {names}."
+        f"Config fields (set with --set KEY=VALUE, e.g. --set lr=1e-3 --set lora.r=16; `--fields` explains each): {names}."
     )
 
 
-@app.command(help=_help(), context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
+# a field written as an option (--lr 1e-3) or as a bare lr=1e-3 is answered with --set lr=1e-3
+@app.command(help=_help(), cls=settings_command(TrainConfig.field_names), context_settings=CONTEXT)
 def train(
     data_dir: Annotated[Path, typer.Argument(help="a dataset folder from `genrec prepare`")],
-    overrides: Annotated[list[str] | None, typer.Argument(help="config overrides as key=value (e.g. lr=1e-3 lora.r=16)")] = None,
+    overrides: Annotated[list[str] | None, typer.Option(
+        "--set", metavar="KEY=VALUE",
+        help="a config field (repeatable), e.g. --set lr=1e-3 --set lora.r=16; applied after --preset/--config, --backbone and --max-steps",
+    )] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="run folder to write")] = Path("runs/genrec"),
     backbone: Annotated[str | None, typer.Option(help="smollm2-135m (packaged), tiny-random-llama, a local folder or a hub name")] = None,
     preset: Annotated[str | None, typer.Option(help="paper, recommended or cpu (default: cpu without a GPU, else recommended), or a YAML file")] = None,
@@ -110,7 +115,7 @@ def train(
         else:
             cfg = from_preset(preset, backbone, max_steps, overrides or [])
         if show_config:
-            out.print(cfg.to_yaml(), highlight=False)
+            out.print(cfg.to_yaml(), highlight=False, markup=False)
             return
         bar = TrainProgress()
         t0 = time.perf_counter()
