@@ -1,9 +1,14 @@
 """Sharding evaluation users across processes started by ``torchrun`` or ``accelerate launch``.
 
 genrec writes no cluster code of its own (DESIGN.md, "Scale"): the launcher starts the
-processes and sets ``RANK``/``WORLD_SIZE``/``MASTER_ADDR``; torch.distributed connects
-them. Rank r evaluates every world_size-th user; the per-user lists are gathered to rank
-0, which computes the metrics on exactly the rows a single process would have seen.
+processes and sets ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``/``MASTER_ADDR``; torch.distributed
+connects them. Rank r evaluates every world_size-th user; the per-user lists are gathered
+to rank 0, which computes the metrics on exactly the rows a single process would have seen.
+
+On a machine with GPUs each process gets its own: :func:`bind_device` takes the device
+Accelerate's ``PartialState`` assigns (``cuda:LOCAL_RANK``, modulo the GPUs there) and
+makes it the current CUDA device, so a method that asks for ``"cuda"`` (the default of
+every method that uses a GPU) lands on its process's GPU instead of every rank on cuda:0.
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ def _dist():
 
 
 def init(world_size: int) -> bool:
-    """Join the launcher's process group (gloo: works on CPU) when `world_size` > 1.
+    """Join the launcher's process group (gloo: works on CPU, and gathers Python objects
+    without touching a GPU) when `world_size` > 1, and give this process its own device
+    (:func:`bind_device`). Call it before building the method, which places its model.
 
     The CLI reads ``WORLD_SIZE`` from the environment and passes it here; an already
     initialised group (e.g. by Accelerate) is used as it is. Returns whether the run is
@@ -36,7 +43,26 @@ def init(world_size: int) -> bool:
 
     if not dist.is_initialized():
         dist.init_process_group(backend="gloo")
+    bind_device()
     return True
+
+
+def bind_device():
+    """This process's accelerator, made the current CUDA device; None without a GPU.
+
+    The device is Accelerate's ``PartialState().device`` (rank r of a node: ``cuda:r``
+    modulo the GPUs), so evaluation places processes exactly as ``genrec train`` does.
+    """
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    from accelerate import PartialState
+
+    device = PartialState().device
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return device
 
 
 def rank_and_world() -> tuple[int, int]:

@@ -14,7 +14,9 @@ truncate to what they use (SASRec its last 200 items, the LLM its prompt window)
 
 Under ``torchrun``/``accelerate launch`` users are sharded round-robin across processes
 (see :mod:`genrec.evaluation.distributed`) and rank 0 computes the metrics from the
-gathered rows, which equal a single process's.
+gathered rows, which equal a single process's. Each process runs its method on its own
+GPU when there are GPUs (``distributed.init``, before the method is built, makes
+Accelerate's per-process device the current one).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..config import Config
 from ..model.encoding import LossOn
@@ -69,6 +69,20 @@ class TrainConfig(Config):
     early_stopping_patience: int | None = Field(None, ge=1, description="stop after this many validations without improvement")
     save_every: int | None = Field(50, ge=1, description="checkpoint every N optimizer steps")
     keep_checkpoints: int = Field(2, ge=1, description="keep the newest N checkpoints")
+    log_with: list[Literal["tensorboard", "wandb"]] | None = Field(
+        None, description="also log to Accelerate trackers: tensorboard (event files in RUN/logs/) and/or wandb, e.g. log_with=tensorboard or log_with=[tensorboard,wandb]; none: train_log.jsonl only (always written)"
+    )
+
+    @field_validator("log_with", mode="before")
+    @classmethod
+    def _trackers(cls, value):
+        """``tensorboard``, ``tensorboard,wandb`` or a list; ``none`` (or nothing) for no tracker."""
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, list | tuple):
+            value = list(dict.fromkeys(v for v in value if not (isinstance(v, str) and v.lower() == "none")))
+            return value or None
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:

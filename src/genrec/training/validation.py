@@ -6,9 +6,17 @@ are comparable across steps and runs. The loss is always taken on the response o
 whole true item (FINDINGS.md measured −30.7 zero-shot for SmolLM2 on ml-latest-small;
 a uniform guess over 9k titles is −9.1). Judge learning by HR/NDCG, not loss: much of an
 early loss drop is the model learning the format and the years.
+
+Under several processes every process runs the same validation on the same users
+(:func:`validate_in_training`): with sharded weights (FSDP2, DeepSpeed ZeRO-3) a forward
+pass is collective, so no process may validate alone, and decoding's number of forward
+passes depends on the scores, so the users are not split between processes.
 """
 
 from __future__ import annotations
+
+import contextlib
+import time
 
 import numpy as np
 import torch
@@ -131,3 +139,85 @@ def _catalogue_logprob(trie, logits: torch.Tensor, target: torch.Tensor, per_row
         out.append(total)
         start += n
     return out
+
+
+def validation_due(cfg, state: dict, total_steps: int) -> bool:
+    """Every `eval_every` steps, at the last step, and when training time first passes a
+    mark of `eval_minutes` (marks already passed when a run resumes are not repeated)."""
+    step = state["step"]
+    if cfg.eval_every and (step % cfg.eval_every == 0 or step == total_steps):
+        return True
+    if cfg.eval_minutes:
+        passed = sum(1 for m in cfg.eval_minutes if state["train_seconds"] >= m * 60)
+        if passed > state.get("minute_marks_done", 0) or step == total_steps:
+            state["minute_marks_done"] = passed
+            return True
+    return False
+
+
+def validate_in_training(accelerator, validator: Validator, wrapped, cfg, state: dict, report, save_best) -> bool:
+    """Validate the prepared model `wrapped` on every process, identically; returns whether
+    to stop early. Updates `state` (best value and step, validations without improvement),
+    calls ``save_best()`` (collective) when the selection metric improved and
+    ``report(entry)`` with the log entry.
+
+    Every process scores the same users in the same order with the same weights: under
+    FSDP (or DeepSpeed ZeRO-3) a forward pass is collective, and decoding takes a number
+    of forward passes that depends on the scores, so splitting the users between
+    processes could leave one waiting in a collective the others never reach. The work is
+    repeated on every process (validation is a small fixed sample; before, the other
+    processes waited idle while the first validated). The first process's metrics are
+    broadcast, so every process takes the same decisions. One process: unchanged.
+    """
+    t0 = time.perf_counter()
+    with _whole_root(accelerator, wrapped):
+        metrics = validator(accelerator.unwrap_model(wrapped).model)
+    metrics = _from_main(accelerator, metrics)
+    key = {"loss": "valid_loss", "hr@10": "valid_hr@10", "ndcg@10": "valid_ndcg@10"}[cfg.metric]
+    if key not in metrics:  # built without the decoder: select on the loss
+        key = "valid_loss"
+    value = metrics[key]
+    if _is_better("loss" if key == "valid_loss" else cfg.metric, value, state["best"]):
+        state["best"], state["best_step"], state["bad_evals"] = value, state["step"], 0
+        state["best_metric"] = key.removeprefix("valid_")
+        if cfg.select_best:
+            save_best()
+    else:
+        state["bad_evals"] += 1
+    report({"kind": "eval", "step": state["step"], **metrics, "users": len(validator), "seconds": round(time.perf_counter() - t0, 1)})
+    stop = bool(cfg.early_stopping_patience and state["bad_evals"] >= cfg.early_stopping_patience)
+    accelerator.wait_for_everyone()
+    return stop
+
+
+def _is_better(metric: str, new: float, best: float | None) -> bool:
+    if best is None:
+        return True
+    return new < best if metric == "loss" else new > best
+
+
+def _from_main(accelerator, obj):
+    """The main process's `obj` on every process."""
+    if accelerator.num_processes == 1:
+        return obj
+    from accelerate.utils import broadcast_object_list
+
+    box = [obj]
+    broadcast_object_list(box, from_process=0)
+    return box[0]
+
+
+@contextlib.contextmanager
+def _whole_root(accelerator, wrapped):
+    """Under FSDP2 the parameters of the root unit (those outside the wrapped decoder
+    layers: embeddings, final norm, head) stay sharded between forward passes, and
+    validation calls the model below the root, whose hooks would not gather them: gather
+    them here instead (collective), and shard them again after."""
+    if not accelerator.is_fsdp2:
+        yield
+        return
+    wrapped.unshard()
+    try:
+        yield
+    finally:
+        wrapped.reshard()
