@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..data.batching import length_grouped
 from ..data.dataset import Dataset
 from ..model.encoding import LossOn
 from ..model.prompting import PromptBuilder, history_cap
@@ -117,14 +118,7 @@ def step_batches(lengths: np.ndarray, effective_batch: int, seed: int, epoch: in
     perm = perm[: n_steps * effective_batch]
     if not group_by_length:
         return [perm[i * effective_batch : (i + 1) * effective_batch] for i in range(n_steps)]
-    mega = effective_batch * 16
-    steps = []
-    for start in range(0, len(perm), mega):
-        block = perm[start : start + mega]
-        block = block[np.argsort(-lengths[block], kind="stable")]
-        steps += [block[i : i + effective_batch] for i in range(0, len(block), effective_batch)]
-    order = rng.permutation(len(steps))
-    return [steps[i] for i in order]
+    return length_grouped(perm, lengths, effective_batch, effective_batch * 16, rng)
 
 
 def micro_batches(step: np.ndarray, lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
