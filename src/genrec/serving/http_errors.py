@@ -94,20 +94,20 @@ def install(app: FastAPI) -> None:
     async def unknown(request: Request, exc: UnknownItemError):
         return unknown_item(422, exc)
 
-    @app.exception_handler(DuplicateItemError)
-    async def duplicate(request: Request, exc: DuplicateItemError):
-        return error(409, exc)
-
     @app.exception_handler(QueueFullError)
     async def busy(request: Request, exc: QueueFullError):
         response = error(503, exc)
         response.headers["Retry-After"] = "1"
         return response
 
-    @app.exception_handler(PersistError)
-    async def not_saved(request: Request, exc: PersistError):
-        return error(500, exc)
+    # the rest answer with their status only (Starlette picks the handler of the closest
+    # class, so GenrecError is the fallback for all the others)
+    for kind, code in ((DuplicateItemError, 409), (PersistError, 500), (GenrecError, 422)):
+        app.add_exception_handler(kind, _answer_with(code))
 
-    @app.exception_handler(GenrecError)
-    async def bad_request(request: Request, exc: GenrecError):
-        return error(422, exc)
+
+def _answer_with(code: int):
+    async def handler(request: Request, exc: GenrecError) -> JSONResponse:
+        return error(code, exc)
+
+    return handler
