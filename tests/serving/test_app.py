@@ -425,3 +425,26 @@ def test_openapi_schema(client):
     add = schema["paths"]["/items"]["post"]
     assert add["security"] and {"401", "403", "409", "413", "422"} <= set(add["responses"])
     assert "security" not in schema["paths"]["/items/{item_id}"]["get"]
+
+
+def test_batch_with_candidates_ranks_each_history_among_its_own_list(client):
+    rec = client.app.state.recommender
+    histories = [[HEAT, "Casino (1995)"], ["i03"], [HEAT]]
+    lists = [CANDS, ["i00", "i07", "Speed (1994)"], ["i05", "i01"]]
+    r = client.post("/recommend/batch", json={"histories": histories, "k": 2, "candidates": lists})
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert len(results) == 3
+    for history, cands, got in zip(histories, lists, results, strict=True):
+        # what /recommend gives for that history and list alone, and what the library gives
+        alone = recommend(client, history=history, k=2, candidates=cands).json()
+        assert got["items"] == alone["items"]
+        want = rec.recommend(history, k=2, candidates=cands)
+        assert [i["item_id"] for i in got["items"]] == [i.item_id for i in want]
+        ids = {rec.catalogue.item_ids[i] for i in rec.resolve_candidates(cands)}
+        assert {i["item_id"] for i in got["items"]} <= ids
+    # one list per history, named as a field
+    r = client.post("/recommend/batch", json={"histories": histories, "candidates": lists[:2]})
+    assert r.status_code == 422 and "candidates" in fields(r) and "2 candidate lists for 3 histories" in r.json()["detail"]
+    r = client.post("/recommend/batch", json={"histories": histories, "candidates": [CANDS, [], CANDS]})
+    assert r.status_code == 422 and "candidates.1" in fields(r)

@@ -12,7 +12,7 @@ Endpoints::
 
     POST   /recommend         {"history": [...], "k": 10} -> {"items": [...], "unknown": [...]}
                               (+ "candidates": [...]: the top k of those items only)
-    POST   /recommend/batch   {"histories": [[...], ...], "k": 10} -> {"results": [...]}
+    POST   /recommend/batch   {"histories": [[...], ...], "k": 10[, "candidates": [[...], ...]]} -> {"results": [...]}
     POST   /score             {"history": [...], "candidates": [...]} -> {"items": [...], "unknown": [...]}
     POST   /items             [{"item_id", "title"}, ...]      (token, if set)
     DELETE /items/{item_id}                                      (token, if set)
@@ -120,14 +120,16 @@ def create_app(
     # ------------------------------------------------------------------ recommending
 
     async def _recommend(histories, k: int, decode, exclude_seen: bool, on_unknown: str, candidates=None) -> list[dict]:
+        """`candidates`: None (search the catalogue), or one candidate list per history."""
         # the server's settings in the requested mode
         decoding = rec.check_request(k, decode, candidates=candidates is not None)
         resolved = await run_in_threadpool(rec.resolve_many, histories, on_unknown)
         if candidates is None:
             futures = batcher.submit([r.indices for r in resolved], ("rank", k, decoding, exclude_seen))
         else:
-            cands = await run_in_threadpool(rec.resolve_candidates, candidates)
-            futures = batcher.submit([(r.indices, cands) for r in resolved], ("candidates", k, decoding, exclude_seen))
+            cands = [await run_in_threadpool(rec.resolve_candidates, c) for c in candidates]
+            futures = batcher.submit([(r.indices, c) for r, c in zip(resolved, cands, strict=True)],
+                                     ("candidates", k, decoding, exclude_seen))
         ranked = await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
         return [{"items": _scored(items), "unknown": r.unknown, "shortfall": getattr(items, "shortfall", None)}
                 for items, r in zip(ranked, resolved, strict=True)]
@@ -136,7 +138,8 @@ def create_app(
     async def recommend(req: RecommendRequest):
         """The top-k items for one history of titles or item ids (oldest first); with
         `candidates`, the top k of those items (re-ranking)."""
-        return (await _recommend([req.history], req.k, req.decode, req.exclude_seen, req.on_unknown, req.candidates))[0]
+        candidates = None if req.candidates is None else [req.candidates]
+        return (await _recommend([req.history], req.k, req.decode, req.exclude_seen, req.on_unknown, candidates))[0]
 
     @app.post("/score", response_model=ScoreResponse, responses=responses(400, 413, 422, 503))
     async def score(req: ScoreRequest):
@@ -152,8 +155,9 @@ def create_app(
 
     @app.post("/recommend/batch", response_model=BatchResponse, responses=responses(400, 413, 422, 503))
     async def recommend_batch(req: BatchRequest):
-        """The top-k items for each of several histories (one result per history, in order)."""
-        return {"results": await _recommend(req.histories, req.k, req.decode, req.exclude_seen, req.on_unknown)}
+        """The top-k items for each of several histories (one result per history, in order);
+        with `candidates`, one list per history, the top k of each history's own list."""
+        return {"results": await _recommend(req.histories, req.k, req.decode, req.exclude_seen, req.on_unknown, req.candidates)}
 
     # ------------------------------------------------------------------ catalogue
 

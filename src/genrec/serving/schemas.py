@@ -13,7 +13,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 
 from ..api import MAX_ID_LENGTH, MAX_TITLE_LENGTH, DecodeMode
 
@@ -73,6 +82,19 @@ class BatchRequest(_Strict):
     decode: DecodeMode | None = None
     exclude_seen: bool = True
     on_unknown: Literal["error", "skip"] = "error"
+    candidates: list[Candidates] | None = Field(
+        None, description="one candidate list per history, in the order of `histories` (re-ranking, as `candidates` of "
+                          "/recommend): each history's top k of its own list, no search"
+    )
+
+    @field_validator("candidates")
+    @classmethod
+    def _one_list_per_history(cls, candidates, info: ValidationInfo):
+        histories = info.data.get("histories")  # absent when the histories were refused themselves
+        if candidates is not None and histories is not None and len(candidates) != len(histories):
+            raise ValueError(f"{len(candidates)} candidate lists for {len(histories)} histories: "
+                             "give one list per history, in the same order")
+        return candidates
 
 
 class NewItem(_Strict):
