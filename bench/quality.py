@@ -140,9 +140,9 @@ def main(argv=None) -> None:
     a = parse_args(argv)
     import torch
 
-    from genrec.evaluation import compare, evaluate, write_eval
+    from genrec.evaluation import compare, write_eval
     from genrec.evaluation.metrics import rename_legacy_mrr
-    from genrec.recommenders import build_method
+    from genrec.quickstart import build_baseline, evaluate_users
     from genrec.recommenders.genrec import GenRec
 
     work = a.work / a.dataset
@@ -172,13 +172,8 @@ def main(argv=None) -> None:
         settings["genrec-id"] = train_run(ds, runs["random-id"], a, "random-id")
 
     def build(method: str):
-        if method in ("popularity", "last-item"):
-            return build_method(method, ds), 256
-        if method == "sasrec":
-            if a.sasrec_model is not None:
-                return build_method("sasrec", ds, {"model": a.sasrec_model}), 256
-            return build_method("sasrec", ds, {"max_minutes": a.sasrec_minutes, "seed": a.seed,
-                                               "threads": torch.get_num_threads()}), 256
+        if method in ("popularity", "last-item", "sasrec"):  # as the quickstart builds them
+            return build_baseline(method, ds, sasrec_minutes=a.sasrec_minutes, seed=a.seed, sasrec_model=a.sasrec_model)
         decode = "beam" if method in ("genrec-id", "genrec-assisted") else method.removeprefix("genrec-")
         run = runs["random-id" if method == "genrec-id" else "title"]
         assist = {"assist": a.assist, "assist_minutes": a.sasrec_minutes} if method == "genrec-assisted" else {}
@@ -204,11 +199,10 @@ def main(argv=None) -> None:
                 last[0] = time.perf_counter()
                 print(f"  {done}/{total} users, {time.perf_counter() - t0:.0f} s", flush=True)
 
-        # every method ranks as deep as beam search can (K <= beams), so the curves compare
-        result = evaluate(rec, ds, split="test", k_max=a.beams, limit=users if users < n_test else None, seed=a.seed,
-                          batch_size=batch, progress=progress)
-        # the bench's name for the method (genrec-beam, not genrec) in metrics.json, report.md and the plots
-        result.method = method
+        # the quickstart's evaluation: every method ranks as deep as beam search can (K <= beams), so
+        # the curves compare; the bench's name for the method (genrec-beam, not genrec) in its outputs
+        result = evaluate_users(rec, ds, None, k_max=a.beams, limit=users if users < n_test else None, seed=a.seed,
+                                batch_size=batch, progress=progress, name=method)
         result.metrics["wall_seconds"] = round(time.perf_counter() - t0, 1)  # building/training included
         write_eval(result, dest)
         results[method] = json.loads((dest / "metrics.json").read_text())

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import polars as pl
 import pytest
@@ -47,3 +50,48 @@ def tiny_dataset(tmp_path_factory) -> Dataset:
     out = tmp_path_factory.mktemp("tiny") / "ds"
     prepare(tiny_source(), out)
     return Dataset(out)
+
+
+# ---------------------------------------------------------------------- a tiny trained run
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_dataset, tmp_path_factory) -> Path:
+    """The tiny random LLaMA (real SmolLM2 tokenizer) trained for one step on the tiny
+    dataset, once per session: its recommendations are arbitrary but deterministic, which
+    is all the API and serving tests need. Tests that change the catalogue persistently
+    load a private copy (``run_copy``), so its catalogue_changes.json starts empty."""
+    from genrec.training.config import TrainConfig
+    from genrec.training.loop import train
+
+    run = tmp_path_factory.mktemp("serving") / "run"
+    cfg = TrainConfig.build({"backbone": "tiny-random-llama", "max_steps": 1, "batch_size": 4, "effective_batch": 4,
+                             "max_users": 4, "warmup_steps": 0})
+    train(tiny_dataset.path, run, cfg)
+    return run
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """The tiny model gains nothing from threads; restore the setting for other tests."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def run_copy(tiny_run, tmp_path) -> Path:
+    """A private copy of the tiny run (without its checkpoints) for tests that persist changes."""
+    dst = tmp_path / "run"
+    shutil.copytree(tiny_run, dst, ignore=shutil.ignore_patterns("checkpoints"))
+    return dst
+
+
+@pytest.fixture(scope="module")
+def recommender(tiny_run):
+    """A loaded run that keeps catalogue changes in memory only (tests that change it must undo)."""
+    from genrec import Recommender
+
+    return Recommender.load(tiny_run, persist=False)

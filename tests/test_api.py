@@ -10,9 +10,8 @@ import pytest
 
 from genrec.errors import GenrecError, UnknownItemError
 from tests._util import requires_packaged
-from tests.serving._fixtures import *  # noqa: F403  (the shared fixtures: tiny_run, recommender, run_copy, one_thread)
 
-pytestmark = requires_packaged
+pytestmark = [requires_packaged, pytest.mark.usefixtures("one_thread")]
 
 HEAT, FARGO, CASINO = "Heat (1995)", "Fargo (1996)", "Casino (1995)"
 

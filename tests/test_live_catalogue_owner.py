@@ -13,7 +13,8 @@ import pytest
 from genrec.data.live_catalogue import DuplicateItemError, LiveCatalogue
 from genrec.errors import GenrecError, UnknownItemError
 from tests._util import requires_packaged
-from tests.serving._fixtures import *  # noqa: F403  (the shared fixtures: tiny_run, run_copy, one_thread)
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # the tiny model gains nothing from threads
 
 NEW_IDS = ["n1", "n2"]
 NEW_TITLES = ["Zebra Planet (2024)", "Second Sun (2023)"]

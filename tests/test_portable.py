@@ -1,7 +1,7 @@
 """Portable runs (issue 14 item 1): a copied run recommends without the dataset folder or
 the backbone cache it was trained with; save_pretrained, from_pretrained and `genrec push`.
 
-The run is the tiny random LLaMA trained for one step (as tests/serving/_fixtures.py's
+The run is the tiny random LLaMA trained for one step (as tests/conftest.py's
 `tiny_run`), but on a private copy of the tiny dataset, so a test may take the dataset
 away. "Another machine" is simulated by a copy of the run whose recorded paths point
 nowhere. The Hub is offline: the upload is replaced by a writer of the Hugging Face
@@ -24,9 +24,8 @@ from typer.testing import CliRunner
 
 from genrec.errors import GenrecError
 from tests._util import requires_packaged
-from tests.serving._fixtures import one_thread  # noqa: F401  (autouse: the tiny model gains nothing from threads)
 
-pytestmark = requires_packaged
+pytestmark = [requires_packaged, pytest.mark.usefixtures("one_thread")]
 
 HISTORIES = [["Heat (1995)", "Fargo (1996)"], ["i00", "i01", "i02"], ["Up (2009)"]]
 K = 5

@@ -46,17 +46,46 @@ def describe(cfg) -> str:
     return ", ".join(parts)
 
 
-def run_quickstart(plan: QuickstartPlan, say: Say = print, eval_progress=None, train_progress=None) -> dict:
-    """Run the pipeline into ``plan.out``; returns the comparison (see ``genrec compare``)."""
+# ---------------------------------------------------------------------- the recipe's steps
+# (bench/quality.py runs the same steps on the other data sets)
+
+
+def build_baseline(method: str, ds, *, sasrec_minutes: float, seed: int, sasrec_model: str | Path | None = None):
+    """A baseline (popularity, last-item, sasrec) as the quickstart builds it, and the batch
+    size it is evaluated with. SASRec trains for `sasrec_minutes` with `seed` on torch's
+    threads, or is loaded from `sasrec_model` (``genrec evaluate --save-model``)."""
     import torch
 
+    from .recommenders import build_method
+
+    if method != "sasrec":
+        return build_method(method, ds), 256
+    if sasrec_model is not None:
+        return build_method("sasrec", ds, {"model": str(sasrec_model)}), 256
+    return build_method("sasrec", ds, {"max_minutes": sasrec_minutes, "seed": seed, "threads": torch.get_num_threads()}), 256
+
+
+def evaluate_users(rec, ds, dest: Path | None, *, k_max: int, limit: int | None, seed: int, batch_size: int, progress=None,
+                   name: str | None = None):
+    """Rank the full catalogue for the seeded test users (`limit` of them, or all) as every
+    method of the comparison does, ranking `k_max` deep, and write the evaluation to `dest`
+    (unless None); `name` renames the method in its outputs. Returns the result."""
+    from .evaluation import evaluate, write_eval
+
+    result = evaluate(rec, ds, split="test", k_max=k_max, limit=limit, seed=seed, batch_size=batch_size, progress=progress)
+    if name is not None:
+        result.method = name
+    if dest is not None:
+        write_eval(result, dest)
+    return result
+
+
+def run_quickstart(plan: QuickstartPlan, say: Say = print, eval_progress=None, train_progress=None) -> dict:
+    """Run the pipeline into ``plan.out``; returns the comparison (see ``genrec compare``)."""
     from ._io import KINDS, check_out, write_json
     from .data import Dataset, prepare, read_source
-    from .evaluation import compare, evaluate, write_eval
-    from .recommenders import build_method
+    from .evaluation import compare
     from .recommenders.genrec import GenRec
-    from .training.config import from_preset
-    from .training.loop import train
 
     out = check_out(plan.out, "quickstart", overwrite=plan.overwrite)
     out.mkdir(parents=True, exist_ok=True)
@@ -75,22 +104,24 @@ def run_quickstart(plan: QuickstartPlan, say: Say = print, eval_progress=None, t
 
     def run_eval(name: str, rec, batch_size: int) -> Path:
         t0 = time.perf_counter()
-        # every method ranks as deep as beam search can (K <= beams), so the curves compare
-        result = evaluate(rec, ds, split="test", k_max=plan.beams, limit=plan.users, seed=plan.seed,
-                          batch_size=batch_size, progress=eval_progress(name) if eval_progress else None)
         dest = out / f"eval-{name}"
-        write_eval(result, dest)
+        # every method ranks as deep as beam search can (K <= beams), so the curves compare
+        evaluate_users(rec, ds, dest, k_max=plan.beams, limit=plan.users, seed=plan.seed, batch_size=batch_size,
+                       progress=eval_progress(name) if eval_progress else None)
         timings[f"evaluate {name}"] = time.perf_counter() - t0
         return dest
 
     say(f"2/5 popularity on {plan.users} test users")
-    dirs = [run_eval("popularity", build_method("popularity", ds), 256)]
+    dirs = [run_eval("popularity", *build_baseline("popularity", ds, sasrec_minutes=plan.sasrec_minutes, seed=plan.seed))]
 
     say(f"3/5 SASRec: train for at most {plan.sasrec_minutes} min, then evaluate")
     t = time.perf_counter()
-    sasrec = build_method("sasrec", ds, {"max_minutes": plan.sasrec_minutes, "seed": plan.seed, "threads": torch.get_num_threads()})
+    sasrec = build_baseline("sasrec", ds, sasrec_minutes=plan.sasrec_minutes, seed=plan.seed)
     timings["train sasrec"] = time.perf_counter() - t
-    dirs.append(run_eval("sasrec", sasrec, 256))
+    dirs.append(run_eval("sasrec", *sasrec))
+
+    from .training.config import from_preset
+    from .training.loop import train
 
     cfg = from_preset(plan.preset, plan.backbone, plan.train_steps, plan.overrides)
     run_dir = out / "run"

@@ -58,3 +58,18 @@ def test_real_generation_and_facade(tiny, codec, prompts):
     assert all(i == INVALID or i == NO_ITEM or 0 <= i < len(codec) for i in out.items[0])
     with pytest.raises(GenrecError, match="beam width 3 must be at least k"):
         dec.topk(ps[:1], 4)
+
+
+def test_generated_text_is_matched_as_the_catalogue_cleans_titles(tiny, codec, prompts, monkeypatch):
+    """A title written with an HTML entity or stray whitespace is still that title (the
+    catalogue's clean_title, not a bare strip)."""
+    texts = ["Blade  Runner\t(1982) ", "Heat&#32;(1995)", "Heat (1995)"]
+
+    def gen(model, prompt, beams, k, max_new_tokens, eos_id, pad_id, length_penalty, allowed_fn=None):
+        seqs = [codec.encode_names([t])[0] + [eos_id] for t in texts][:k]
+        return seqs, -np.arange(1.0, len(seqs) + 1)
+
+    monkeypatch.setattr(free_mod, "_generate", gen)
+    out = FreeDecoder(tiny.model, codec, beams=3, grounding="exact").topk(prompts[0][:1], 3)
+    blade, heat = codec.names.index("Blade Runner (1982)"), codec.names.index("Heat (1995)")
+    assert out.items[0].tolist() == [blade, heat, NO_ITEM]  # the third is the second again

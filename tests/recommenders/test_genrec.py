@@ -18,7 +18,6 @@ from genrec.recommenders.genrec import GenRec
 from genrec.training.config import TrainConfig
 from tests._util import requires_packaged
 from tests.recommenders.conformance import RecommenderTests
-from tests.serving._fixtures import tiny_run  # noqa: F401  (the shared tiny trained run, for the candidate tests)
 
 pytestmark = requires_packaged
 

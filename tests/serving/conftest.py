@@ -1,3 +1,8 @@
-"""Fixtures for the serving tests (see _fixtures.py)."""
+"""The serving tests run the tiny model on one thread (fixtures: tests/conftest.py)."""
 
-from tests.serving._fixtures import one_thread, recommender, run_copy, tiny_run  # noqa: F401
+import pytest
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread(one_thread):
+    yield

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from ..data.catalogue import clean_title
 from ..errors import GenrecError
 from ..ranking import INVALID, NO_ITEM, Ranked
 from . import _lm
@@ -113,7 +114,8 @@ class FreeDecoder:
         self.max_new_tokens = max_new_tokens or (max((len(x) for x in codec.item_tokens), default=0) + 1)
         self.length_penalty = length_penalty  # Hugging Face's default, as the paper ran it
         self.embed_batch = embed_batch
-        self._index = {n.strip(): i for i, n in enumerate(codec.names)}
+        # generated text and titles compared as the catalogue cleans titles (entities, whitespace)
+        self._index = {clean_title(n) or n: i for i, n in enumerate(codec.names)}
         self._bm25 = None
         self._title_emb: torch.Tensor | None = None
         #: after each call: outputs generated, outputs that were not catalogue titles, their share
@@ -183,7 +185,7 @@ class FreeDecoder:
                 seqs, seq_scores = _generate(self.model, prompt, self.beams, k, self.max_new_tokens, eos,
                                              self.codec.pad_id, self.length_penalty)
             body = [s[:-1] if s and s[-1] == eos else s for s in seqs]
-            texts = [self.codec.tokenizer.decode(b, skip_special_tokens=True).strip() for b in body]
+            texts = [clean_title(self.codec.tokenizer.decode(b, skip_special_tokens=True)) or "" for b in body]
             self.last_texts.append(texts)
             exact = [self._index.get(t, NO_ITEM) for t in texts]
             n_out += len(texts)
