@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 
+import numpy as np
 import pytest
 
 from tests._util import REPO
@@ -144,3 +145,40 @@ def test_assist_weight_is_chosen_on_validation_and_used_by_quality(tmp_path, cap
     result = json.loads((tmp_path / "results" / "quality-ml-latest-small.json").read_text())
     assert result["genrec-assisted"]["settings"]["method_config"]["assist_weight"] == stored["weight"]
     assert result["genrec-assisted"]["valid_rate"] == 1.0
+
+
+def test_prior_weight_scores_item_tokens_against_one_unpadded_pass(tmp_path, capsys):
+    import torch
+
+    from genrec.recommenders.genrec import GenRec
+    from genrec.training.config import from_preset
+    from genrec.training.loop import train
+
+    quality, work = load("quality"), tmp_path / "work"
+    ds = quality.prepared("ml-latest-small", work)
+    run = tmp_path / "run"
+    train(ds.path, run, from_preset("cpu", "tiny-random-llama", 2, ["max_users=8", "save_every=null", "eval_minutes=null"]))
+    prior_weight = load("prior_weight")
+    prior_weight.main(["ml-latest-small", "--run", str(run), "--weights", "0,1", "--users", "10",
+                       "--out", str(tmp_path / "results"), "--work", str(work)])
+    result = json.loads((tmp_path / "results" / "prior-weight-ml-latest-small.json").read_text())
+    assert [r["weight"] for r in result["rows"]] == [None, 0.0, 1.0] and result["users"] == 10
+    graded = [r for r in result["rows"] if r["weight"] is not None]
+    assert result["chosen_weight"] == max(graded, key=lambda r: (r["ndcg@10"], -r["weight"]))["weight"]
+    assert "(chosen)" in (tmp_path / "results" / "prior-weight-ml-latest-small.md").read_text()
+    # the scores: each history's next-token log-probabilities over the item tokens, from a
+    # pass of that prompt alone (no padding), minus λ times those of the empty history
+    rec = GenRec.load(run, ds)
+    histories = [[0, 5, 9], [3], list(range(12))]
+
+    def alone(history):
+        ids = torch.tensor([rec.prompts.prompt_ids(history)])
+        with torch.inference_mode():
+            logp = torch.log_softmax(rec.model(input_ids=ids).logits[0, -1].double(), dim=-1)
+        first = rec.codec.item_token_start
+        return logp[first:first + len(rec.codec)].numpy()
+
+    for w in (0.0, 1.0):
+        got = prior_weight.PriorCorrected(rec, w, batch=2).scorer.score_all(histories)
+        want = np.stack([alone(h) - w * alone([]) for h in histories])
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
