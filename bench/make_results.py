@@ -4,7 +4,8 @@
 
 Reads ``quality-<dataset>.json`` / ``.md`` / ``.png`` written by ``bench/quality.py``,
 ``learning-curve-<dataset>.md`` / ``.png`` (``bench/learning_curve.py``),
-``assist-weight-*.md`` (``bench/assist_weight.py``), the
+``assist-weight-*.md`` (``bench/assist_weight.py``), ``prior-weight-*.md``
+(``bench/prior_weight.py``), the
 ``*.log`` files written by ``bash bench/run.sh NAME python bench/NAME.py ...`` (command,
 date, machine, the script's whole output and its RESULT line), and ``notes.md`` (what
 the figures do and do not show; written by a person who read them). Nothing in the
@@ -30,6 +31,8 @@ BENCHES = {
     "quality": "Quality run log (`bench/quality.py`)",
     "learning-curve": "Learning-curve run log (`bench/learning_curve.py`)",
     "assist-weight": "Assistant weight run log (`bench/assist_weight.py`)",
+    "prior-weight": "Prior correction run log (`bench/prior_weight.py`)",
+    "prior-train": "Training run log (`genrec train`, for `bench/prior_weight.py`)",
     "top_items": "The items each method recommends most (`bench/top_items.py`, after `bench/quality.py`)",
 }
 METHODS = ("popularity", "last-item", "sasrec", "genrec-beam", "genrec-exact", "genrec-free", "genrec-id", "genrec-assisted")
@@ -132,6 +135,10 @@ def build(results: Path, out: Path) -> str:
     if weights:
         parts += ["## Assistant weights chosen on validation (`bench/assist_weight.py`)", ""]
     parts += [line for md in weights for line in (demote(md.read_text()), "")]
+    priors = sorted(results.glob("prior-weight-*.md"))
+    if priors:
+        parts += ["## Prior correction on validation (`bench/prior_weight.py`)", ""]
+    parts += [line for md in priors for line in (demote(md.read_text()), "")]
     extra = results.parent / "baselines.md"  # bench/baselines.sh
     if extra.is_file():
         # its headings one level down, under this page's title
