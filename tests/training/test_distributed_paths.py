@@ -234,11 +234,15 @@ def test_a_checkpoint_is_accelerates_state_with_only_the_trained_weights(full_an
 @requires_packaged
 def test_resume_through_load_state_continues_the_same_losses(bundled_dir, full_and_cut, tmp_path):
     c, full, cut = full_and_cut
+    info = json.loads((cut / "run.json").read_text())
+    assert info["status"] == "interrupted" and info["steps_done"] == 3
     resumed = tmp_path / "resumed"
     shutil.copytree(cut, resumed)
     train(bundled_dir, resumed, c, resume=True)
     want, got = losses(full), losses(resumed)
     assert sorted(got) == [1, 2, 3, 4, 5, 6]
+    steps = [e["step"] for e in RunDir(resumed).read_log() if e["kind"] == "train"]
+    assert steps == [1, 2, 3, 4, 5, 6]  # each step logged once, in order, across the interruption
     for step in (4, 5, 6):
         assert got[step] == pytest.approx(want[step], rel=1e-6, abs=1e-7)
     a, b = adapter(full), adapter(resumed)

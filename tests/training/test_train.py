@@ -57,28 +57,6 @@ def test_loss_falls_and_adapter_loads_with_plain_peft(bundled_dir, tmp_path):
     assert (run / "config.yaml").is_file() and (run / "run.json").is_file()
 
 
-def test_resume_equals_uninterrupted_run(bundled_dir, tmp_path):
-    c = cfg(max_steps=6, lr=1e-2)
-    train(bundled_dir, tmp_path / "full", c)
-
-    def interrupt(step):
-        if step == 3:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train(bundled_dir, tmp_path / "cut", c, on_step=interrupt)
-    info = json.loads((tmp_path / "cut" / "run.json").read_text())
-    assert info["status"] == "interrupted" and info["steps_done"] == 3
-    assert (tmp_path / "cut" / "checkpoints" / "step-3" / "state.json").is_file()
-    train(bundled_dir, tmp_path / "cut", c, resume=True)
-    a, b = adapter(tmp_path / "full"), adapter(tmp_path / "cut")
-    assert a.keys() == b.keys()
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
-    steps = [json.loads(line)["step"] for line in (tmp_path / "cut" / "train_log.jsonl").read_text().splitlines()]
-    assert steps == sorted(steps) and steps[-1] == 6 and len(steps) == len(set(steps))
-
-
 def test_refuses_to_overwrite_another_run(bundled_dir, tmp_path):
     run = tmp_path / "run"
     train(bundled_dir, run, cfg(max_steps=1))
