@@ -32,6 +32,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality import DATASETS, prepared  # noqa: E402  (the same prepared data as bench/quality.py)
 
+from genrec.recommenders.base import DenseScorer  # noqa: E402
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -49,43 +51,50 @@ def parse_args(argv=None) -> argparse.Namespace:
     return a
 
 
-class PriorCorrected:
-    """Dense scores of an item-token GenRec run, corrected by λ × its history-free log-probability."""
+class ItemTokenLogProbs:
+    """Next-token log-probabilities over the item tokens at the end of each history's prompt,
+    computed once per history (every λ ranks the same histories) and for the empty history."""
 
-    def __init__(self, rec, weight: float, batch: int = 16):
-        import torch
-
-        from genrec.decoding._lm import prompt_pass
-        from genrec.recommenders.base import DenseScorer
-
+    def __init__(self, rec, batch: int = 16):
         codec = rec.codec
         if codec.item_token_start is None:
             raise SystemExit(f"error: {rec.path} does not write items as tokens (item_repr=item-token); "
                              "this measurement needs one token per item")
+        self.rec, self.batch = rec, batch
         self.first, self.n = codec.item_token_start, len(codec)
+        self._done: dict[tuple[int, ...], np.ndarray] = {}
+        self.prior = self(([],))[0]
 
-        def item_logp(prompts):
-            with torch.inference_mode():
-                logp, *_ = prompt_pass(rec.model, prompts, codec.pad_id)
-            return logp[:, self.first:self.first + self.n].double().numpy()
+    def _pass(self, prompts) -> np.ndarray:
+        import torch
 
-        prior = item_logp([rec.prompts.prompt_ids([])])[0]
-        outer = self
+        from genrec.decoding._lm import prompt_pass
 
-        class Scorer(DenseScorer):
-            name = f"prior-{weight:g}"
+        with torch.inference_mode():
+            logp, *_ = prompt_pass(self.rec.model, prompts, self.rec.codec.pad_id)
+        return logp[:, self.first:self.first + self.n].double().numpy()
 
-            def fit(self, dataset):
-                return self
+    def __call__(self, histories) -> np.ndarray:
+        todo = list(dict.fromkeys(tuple(h) for h in histories if tuple(h) not in self._done))
+        for s in range(0, len(todo), self.batch):
+            chunk = todo[s:s + self.batch]
+            for h, row in zip(chunk, self._pass([self.rec.prompts.prompt_ids(list(h)) for h in chunk]), strict=True):
+                self._done[h] = row
+        return np.stack([self._done[tuple(h)] for h in histories])
 
-            def score_all(self, histories):
-                out = np.empty((len(histories), outer.n))
-                for s in range(0, len(histories), batch):
-                    out[s:s + batch] = item_logp([rec.prompts.prompt_ids(h) for h in histories[s:s + batch]])
-                return out - weight * prior
 
-        self.scorer = Scorer()
-        self.prior = prior
+class PriorCorrected(DenseScorer):
+    """Dense scores log p(i | h) − λ · log p(i | no history) of an item-token run."""
+
+    def __init__(self, logp: ItemTokenLogProbs, weight: float):
+        self.logp, self.weight = logp, weight
+        self.name = f"prior-{weight:g}"
+
+    def fit(self, dataset):
+        return self
+
+    def score_all(self, histories):
+        return self.logp(histories) - self.weight * self.logp.prior
 
 
 def collapse(items: np.ndarray) -> tuple[int, float]:
@@ -115,9 +124,10 @@ def main(argv=None) -> None:
                  "ndcg@10": beam.metrics["ndcg@10"], "seconds": round(time.perf_counter() - t0, 1),
                  **dict(zip(("distinct", "commonest_share"), collapse(beam.items), strict=True))})
     print(f"beam: valid HR@10 {rows[-1]['hr@10']:.4f}  NDCG@10 {rows[-1]['ndcg@10']:.4f}", flush=True)
+    logp = ItemTokenLogProbs(rec)
     for w in a.weights:
         t0 = time.perf_counter()
-        scorer = PriorCorrected(rec, w).scorer
+        scorer = PriorCorrected(logp, w)
         result = evaluate(scorer, ds, split="valid", k_max=10, limit=limit, seed=a.seed, batch_size=16)
         distinct, share = collapse(result.items)
         rows.append({"weight": w, "method": f"prior-corrected, λ = {w:g}", "hr@10": result.metrics["hr@10"],

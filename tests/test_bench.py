@@ -169,7 +169,7 @@ def test_prior_weight_scores_item_tokens_against_one_unpadded_pass(tmp_path, cap
     # the scores: each history's next-token log-probabilities over the item tokens, from a
     # pass of that prompt alone (no padding), minus λ times those of the empty history
     rec = GenRec.load(run, ds)
-    histories = [[0, 5, 9], [3], list(range(12))]
+    histories = [[0, 5, 9], [3], list(range(12)), [3]]  # a repeated history comes from the cache
 
     def alone(history):
         ids = torch.tensor([rec.prompts.prompt_ids(history)])
@@ -179,6 +179,6 @@ def test_prior_weight_scores_item_tokens_against_one_unpadded_pass(tmp_path, cap
         return logp[first:first + len(rec.codec)].numpy()
 
     for w in (0.0, 1.0):
-        got = prior_weight.PriorCorrected(rec, w, batch=2).scorer.score_all(histories)
+        got = prior_weight.PriorCorrected(prior_weight.ItemTokenLogProbs(rec, batch=2), w).score_all(histories)
         want = np.stack([alone(h) - w * alone([]) for h in histories])
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
