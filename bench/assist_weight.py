@@ -10,7 +10,15 @@ validation NDCG@10 (ties: the smaller weight, i.e. more language model) is writt
 never read here. ``w = 0`` is the language model alone and ``w = 1`` the assistant
 alone, so the table also shows what each adds to the other on validation.
 
-Writes ``OUT/assist-weight-<dataset>-<assist>.{json,md}``; the last line is ``RESULT``.
+``--mode rerank [--depth N]`` chooses the weight of rerank decoding instead (LlamaRec's
+two stages: the assistant's top ``N`` items per user, each scored by the model, ranked by
+the same fused score per item; ``genrec.decoding.rerank``). The model scores each user's
+candidates once and every weight re-ranks those scores, so a grid costs one pass; the
+lists are the ones ``GenRec.load(run, mode="rerank", assist=..., assist_weight=w,
+rerank_depth=N)`` returns (a test holds the two to each other). The chosen weight is
+stored under ``rerank:<assist>`` in ``RUN/assist.json``, with the depth.
+
+Writes ``OUT/assist-weight-<dataset>-<assist>[-rerank].{json,md}``; the last line is ``RESULT``.
 """
 
 from __future__ import annotations
@@ -31,6 +39,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--run", type=Path, required=True, help="a run folder written by `genrec train`")
     p.add_argument("--assist", choices=("sasrec", "popularity", "last-item"), default="sasrec")
     p.add_argument("--weights", default="0,0.25,0.5,0.75,1")
+    p.add_argument("--mode", choices=("beam", "rerank"), default="beam",
+                   help="beam: the assistant fused at every step of beam search; rerank: the assistant's top --depth items scored by the model")
+    p.add_argument("--depth", type=int, default=50, help="rerank: candidates per user (the assistant's top items)")
     p.add_argument("--users", type=int, default=None, help="a seeded subset of this many validation users (default: all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--beams", type=int, default=10)
@@ -45,6 +56,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error(f"--weights {a.weights!r}: write numbers in [0, 1] separated by commas")
     if not a.weights or a.weights[0] < 0 or a.weights[-1] > 1:
         p.error("--weights must lie in [0, 1]")
+    if a.depth < 10:
+        p.error(f"--depth {a.depth}: rerank ranks 10 items per user, so it needs at least 10 candidates")
     if not (a.run / "run.json").is_file():
         p.error(f"--run {a.run} is not a run folder (no run.json); pass a folder written by `genrec train`")
     return a
@@ -54,13 +67,14 @@ def main(argv=None) -> None:
     a = parse_args(argv)
     from genrec._io import read_json, write_json
     from genrec.evaluation import evaluate
+    from genrec.recommenders.assist import weight_key
     from genrec.recommenders.genrec import GenRec
 
     ds = prepared(a.dataset, a.work, a.max_history)
     n_valid = ds.manifest["examples"]["valid"]
     users = min(a.users or n_valid, n_valid)
-    rows = []
-    for w in a.weights:
+    rows = rerank_grid(a, ds, users) if a.mode == "rerank" else []
+    for w in a.weights if a.mode == "beam" else ():
         t0 = time.perf_counter()
         rec = GenRec.load(a.run, ds, beams=a.beams, assist=a.assist if w > 0 else None, assist_weight=w,
                           assist_minutes=a.assist_minutes)
@@ -73,18 +87,63 @@ def main(argv=None) -> None:
     command = " ".join(["python bench/assist_weight.py", *(argv if argv is not None else sys.argv[1:])])
     stored_path = a.run / "assist.json"
     stored = read_json(stored_path) if stored_path.is_file() else {}
-    stored[a.assist] = {"weight": best["weight"], "metric": "ndcg@10", "split": "valid", "users": users, "seed": a.seed,
-                        "grid": rows, "command": command}
+    entry = {"weight": best["weight"], "metric": "ndcg@10", "split": "valid", "users": users, "seed": a.seed,
+             "grid": rows, "command": command}
+    if a.mode == "rerank":
+        entry["depth"] = a.depth
+    stored[weight_key(a.assist, a.mode)] = entry
     write_json(stored_path, stored)
     a.out.mkdir(parents=True, exist_ok=True)
-    stem = a.out / f"assist-weight-{a.dataset}-{a.assist}"
+    stem = a.out / (f"assist-weight-{a.dataset}-{a.assist}" + ("-rerank" if a.mode == "rerank" else ""))
     stem.with_suffix(".json").write_text(json.dumps({"command": command, "users": users, "grid": rows, "chosen": best["weight"]}, indent=2))
-    lines = [f"# {a.assist} assistant weight on {a.dataset} ({users} validation users)", "", f"`{command}`", "",
+    how = f"rerank decoding, the assistant's top {a.depth} items" if a.mode == "rerank" else "fused into beam search"
+    lines = [f"# {a.assist} assistant weight on {a.dataset} ({users} validation users; {how})", "", f"`{command}`", "",
              "| weight w | valid HR@10 | valid NDCG@10 |", "|---:|---:|---:|"]
     lines += [f"| {r['weight']:.2f}{' (chosen)' if r is best else ''} | {r['hr@10']:.4f} | {r['ndcg@10']:.4f} |" for r in rows]
+    if a.mode == "rerank":
+        lines += ["", f"The target is among the {a.depth} candidates for {rows[0]['recall']:.4f} of the users "
+                  f"(the most HR@10 any weight can reach); the model scored them in {rows[0]['lm_seconds']} s."]
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"RESULT chosen_weight={best['weight']} valid_ndcg10={best['ndcg@10']:.4f} valid_hr10={best['hr@10']:.4f}")
+
+
+def rerank_grid(a: argparse.Namespace, ds, users: int) -> list[dict]:
+    """Validation HR@10 / NDCG@10 of rerank decoding at each weight, the model's scores
+    of each user's candidates computed once (``genrec.decoding.rerank``'s own stages)."""
+    import numpy as np
+
+    from genrec.decoding.rerank import allowed_items, fused_scores, rerank_candidates
+    from genrec.decoding.exact import score_items
+    from genrec.evaluation.evaluate import full_histories, select_examples
+    from genrec.ranking import per_user, rank_lists
+    from genrec.recommenders.assist import Assistant
+    from genrec.recommenders.genrec import GenRec
+
+    rec = GenRec.load(a.run, ds)  # the language model; its trie holds the live items
+    assistant = Assistant.for_run(a.assist, a.run, ds, a.assist_minutes)
+    ex = select_examples(ds, "valid", users if users < ds.manifest["examples"]["valid"] else None, a.seed)
+    histories = full_histories(ds, ex["user_id"].to_list(), ex["position"].to_numpy())
+    targets = ex["target"].to_numpy()
+    assist = assistant.distribution(histories, len(rec.codec))
+    exclude = [sorted(set(int(i) for i in h)) for h in histories]  # seen items, as evaluate excludes them
+    cands = rerank_candidates(rec.trie, assist, a.depth, exclude)
+    recall = float(np.mean([t in c for t, c in zip(targets, cands, strict=True)]))
+    lm, t0 = [], time.perf_counter()
+    for u, (h, c) in enumerate(zip(histories, cands, strict=True)):
+        lm.append(score_items(rec.model, rec.codec, rec.prompt_ids(h), c.tolist()))
+        if (u + 1) % 25 == 0 or u + 1 == len(histories):
+            print(f"scored {u + 1}/{len(histories)} users' candidates ({time.perf_counter() - t0:.0f} s)", flush=True)
+    seconds = round(time.perf_counter() - t0, 1)
+    allowed = [allowed_items(rec.trie, e) for e in exclude]
+    rows = []
+    for w in a.weights:
+        scores = [fused_scores(c, s, assist[u], allowed[u], w) for u, (c, s) in enumerate(zip(cands, lm, strict=True))]
+        pu = per_user(rank_lists(cands, scores, 10).items, targets)
+        rows.append({"weight": w, "hr@10": float(pu.hits(10)[:, 9].mean()), "ndcg@10": float(pu.ndcgs(10)[:, 9].mean()),
+                     "recall": recall, "lm_seconds": seconds})
+        print(f"w={w:.2f}  valid HR@10 {rows[-1]['hr@10']:.4f}  NDCG@10 {rows[-1]['ndcg@10']:.4f}", flush=True)
+    return rows
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ of ``--backbone`` with the ``--preset`` preset for ``--genrec-steps`` optimizer 
 at most ``--train-users`` users, decoded three ways), and ``genrec-id`` (the same training
 with random item IDs instead of titles), and ``genrec-assisted`` (beam decoding with a text-free
 assistant fused at every step, ``--assist``, at the weight ``bench/assist_weight.py`` chose on
-validation and stored with the run). ``--genrec-run`` reuses a trained run instead.
+validation and stored with the run), and ``genrec-rerank`` (rerank decoding: the
+``--assist`` assistant's top ``--rerank-depth`` items scored by the model, at the weight
+``bench/assist_weight.py --mode rerank`` stored). ``--genrec-run`` reuses a trained run instead.
 
 Writes ``OUT/quality-<dataset>.json`` (method name → its metrics.json, plus
 ``settings``), ``OUT/quality-<dataset>.md`` (the table with 95% intervals) and
@@ -41,7 +43,8 @@ DATASETS = {
     "ml-1m": ("recbole", SHARED / "ml-1m"),
     "amazon-toys": ("genrec-json", SHARED / "amazon-toys-genrec"),
 }
-METHODS = ("popularity", "last-item", "sasrec", "genrec-beam", "genrec-exact", "genrec-free", "genrec-id", "genrec-assisted")
+METHODS = ("popularity", "last-item", "sasrec", "genrec-beam", "genrec-exact", "genrec-free", "genrec-id", "genrec-assisted",
+           "genrec-rerank")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -68,7 +71,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="prepare the data with histories of up to this many items (default 10; a run trained on such data needs it)")
     p.add_argument("--assist", choices=("sasrec", "popularity", "last-item"), default="sasrec",
                    help="genrec-assisted: the assistant fused into beam decoding, at the weight stored with the run "
-                        "(chosen on validation by bench/assist_weight.py)")
+                        "(chosen on validation by bench/assist_weight.py); genrec-rerank: the assistant proposing candidates")
+    p.add_argument("--rerank-depth", type=int, default=50, help="genrec-rerank: the assistant's top items the model scores")
     p.add_argument("--max-expansions", type=int, default=2000, help="node budget of exact decoding per user")
     a = p.parse_args(argv)
     methods = [m.strip() for m in a.methods.split(",") if m.strip()]
@@ -176,7 +180,9 @@ def main(argv=None) -> None:
             return build_baseline(method, ds, sasrec_minutes=a.sasrec_minutes, seed=a.seed, sasrec_model=a.sasrec_model)
         decode = "beam" if method in ("genrec-id", "genrec-assisted") else method.removeprefix("genrec-")
         run = runs["random-id" if method == "genrec-id" else "title"]
-        assist = {"assist": a.assist, "assist_minutes": a.sasrec_minutes} if method == "genrec-assisted" else {}
+        assist = {"assist": a.assist, "assist_minutes": a.sasrec_minutes} if method in ("genrec-assisted", "genrec-rerank") else {}
+        if method == "genrec-rerank":
+            assist["rerank_depth"] = a.rerank_depth
         return GenRec.load(run, ds, decode=decode, beams=a.beams, batch_size=8, max_expansions=a.max_expansions, **assist), 8
 
     results, dirs = {}, []
@@ -275,6 +281,10 @@ def markdown(results: dict, settings: dict) -> str:
         w = results["genrec-assisted"]["settings"]["method_config"].get("assist_weight")
         budget.append(f"genrec-assisted: {s.get('assist', 'sasrec')} assistant at weight {w} (chosen on validation, "
                       "stored with the run)")
+    if "genrec-rerank" in s["methods"]:
+        c = results["genrec-rerank"]["settings"]["method_config"]
+        budget.append(f"genrec-rerank: the {c.get('assist')} assistant's top {c.get('rerank_depth')} items scored by the model, "
+                      f"fused at weight {c.get('assist_weight')} (chosen on validation, stored with the run)")
     if "genrec-exact" in s["methods"]:
         budget.append(f"exact decoding budget {s['exact_max_expansions']} expansions per user")
     lines.append("Budgets: " + "; ".join(budget + [f"{s['threads']} threads"]) + ".")

@@ -146,6 +146,29 @@ def test_assist_weight_is_chosen_on_validation_and_used_by_quality(tmp_path, cap
     assert result["genrec-assisted"]["settings"]["method_config"]["assist_weight"] == stored["weight"]
     assert result["genrec-assisted"]["valid_rate"] == 1.0
 
+    # rerank: one scoring pass, every weight re-ranked from it; each row is what GenRec's
+    # rerank decoding gives at that weight on the same validation users
+    from genrec.evaluation import evaluate
+    from genrec.recommenders.genrec import GenRec
+
+    load("assist_weight").main(["ml-latest-small", "--run", str(run), "--assist", "popularity", "--mode", "rerank",
+                                "--depth", "12", "--weights", "0,0.6,1", "--users", "10",
+                                "--out", str(tmp_path / "results"), "--work", str(work)])
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("RESULT chosen_weight=")
+    both = json.loads((run / "assist.json").read_text())
+    assert both["popularity"] == stored  # the beam weight stays
+    rerank = both["rerank:popularity"]
+    assert rerank["depth"] == 12 and [r["weight"] for r in rerank["grid"]] == [0.0, 0.6, 1.0]
+    for row in rerank["grid"]:
+        rec = GenRec.load(run, ds, mode="rerank", assist="popularity", assist_weight=row["weight"], rerank_depth=12)
+        m = evaluate(rec, ds, split="valid", k_max=10, limit=10, seed=0).metrics
+        assert (m["hr@10"], m["ndcg@10"]) == pytest.approx((row["hr@10"], row["ndcg@10"]), abs=1e-12)
+    assert "-rerank" in str(next((tmp_path / "results").glob("assist-weight-*-rerank.md")))
+    quality.main(["ml-latest-small", "--methods", "genrec-rerank", "--assist", "popularity", "--rerank-depth", "12",
+                  "--users", "10", "--genrec-run", str(run), "--out", str(tmp_path / "results"), "--work", str(work)])
+    config = json.loads((tmp_path / "results" / "quality-ml-latest-small.json").read_text())["genrec-rerank"]["settings"]["method_config"]
+    assert (config["decode"], config["rerank_depth"], config["assist_weight"]) == ("rerank", 12, rerank["weight"])
+
 
 def test_prior_weight_scores_item_tokens_against_one_unpadded_pass(tmp_path, capsys):
     import torch

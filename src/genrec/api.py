@@ -148,8 +148,8 @@ class Recommender:
         ``decoding``: the default :class:`~genrec.decoding.DecodingConfig` (default: beam
         search, 10 beams, 16 users a batch); ``decode`` (the mode), ``beams``,
         ``batch_size`` and further keyword ``settings`` (``grounding``, ``max_expansions``,
-        ``assist``, ``assist_weight``, ...) change fields of it. k may not exceed the beam
-        width in beam and free modes. ``persist``: read and write catalogue changes in
+        ``assist``, ``assist_weight``, ``rerank_depth``, ...) change fields of it. k may not
+        exceed the beam width in beam and free modes, nor the rerank depth in rerank mode. ``persist``: read and write catalogue changes in
         ``changes_path`` (default ``RUN_DIR/catalogue_changes.json``); False keeps changes
         in memory only.
         """
@@ -318,8 +318,8 @@ class Recommender:
                   candidates: CandidateEntries | None = None) -> Recommendations:
         """The top-`k` items for one history (titles or item ids, oldest first).
 
-        ``decode`` switches the mode for this call (beam, exact, free; the assistant is
-        fused in beam decoding only); ``decoding`` replaces the loaded
+        ``decode`` switches the mode for this call (beam, exact, free, rerank; the
+        assistant is used in beam and rerank decoding only); ``decoding`` replaces the loaded
         :class:`~genrec.decoding.DecodingConfig` for this call. Fewer than `k` items come
         back when the decoder finds fewer (exact decoding's search budget ran out, free
         decoding wrote text that is no title, exclusion left fewer); the result's
@@ -385,6 +385,11 @@ class Recommender:
             raise GenrecError(
                 f"k={k} is larger than the beam width ({decoding.beams}) of {decoding.mode} decoding",
                 f"ask for at most {decoding.beams} items, load with beams >= {k}, or use decode='exact'",
+            )
+        if decoding.mode == "rerank" and k > decoding.rerank_depth:
+            raise GenrecError(
+                f"k={k} is larger than the rerank depth ({decoding.rerank_depth}): rerank decoding ranks only the assistant's top items",
+                f"ask for at most {decoding.rerank_depth} items, or load with rerank_depth >= {k}",
             )
         return decoding
 

@@ -12,7 +12,9 @@ finds the target's 1-based rank in each list (0 when absent) after :func:`check_
 has rejected malformed lists; :class:`PerUser` turns ranks into HR@K
 (``1`` if rank ≤ K), NDCG@K (``1 / log2(rank + 1)`` if rank ≤ K) and the reciprocal rank.
 The metrics over users (means, bootstrap intervals, coverage) are in
-:mod:`genrec.evaluation.metrics`.
+:mod:`genrec.evaluation.metrics`. Two builders of ranked lists with one tie rule (higher
+score first, then the lower item index): :func:`top_k_from_scores` over a dense score
+matrix and :func:`rank_lists` over per-user candidate lists.
 """
 
 from __future__ import annotations
@@ -165,3 +167,46 @@ def per_user(items: np.ndarray, targets: Sequence[int] | np.ndarray, n_items: in
         n_invalid=(items == INVALID).sum(axis=1).astype(np.int64),
         k=items.shape[1],
     )
+
+
+def rank_lists(items: Sequence[np.ndarray], scores: Sequence[np.ndarray], k: int) -> Ranked:
+    """Top-k of per-user (item, score) lists, by score then item index; padded with NO_ITEM."""
+    out_items = np.full((len(items), k), NO_ITEM, dtype=np.int64)
+    out_scores = np.full((len(items), k), -np.inf)
+    for u, (it, sc) in enumerate(zip(items, scores, strict=True)):
+        order = np.lexsort((it, -np.asarray(sc, dtype=np.float64)))[:k]
+        out_items[u, : len(order)] = np.asarray(it)[order]
+        out_scores[u, : len(order)] = np.asarray(sc)[order]
+    return Ranked(out_items, out_scores)
+
+
+def top_k_from_scores(scores: np.ndarray, k: int, exclude: Sequence[Sequence[int]] | None = None) -> Ranked:
+    """Rank a dense (n_users, n_items) score matrix; excluded items never appear.
+
+    Ties are broken by item index (lower first) so results are deterministic.
+    """
+    scores = np.array(scores, dtype=np.float64, copy=True)
+    n_users, n_items = scores.shape
+    if exclude is not None:
+        for u, hist in enumerate(exclude):
+            if len(hist):
+                scores[u, np.asarray(hist, dtype=np.int64)] = -np.inf
+    k_eff = min(k, n_items)
+    if k_eff < n_items and n_users:
+        # argpartition picks an arbitrary member of a tie at the k-th score, so take every
+        # item scoring at least each row's k-th best (m of them; the top-max(m) partition
+        # holds them all), then a stable sort of the candidates by (-score, index)
+        kth = -np.partition(-scores, k_eff - 1, axis=1)[:, k_eff - 1]
+        m = int((scores >= kth[:, None]).sum(axis=1).max())
+        part = np.argpartition(-scores, m - 1, axis=1)[:, :m] if m < n_items else np.tile(np.arange(n_items), (n_users, 1))
+    else:
+        part = np.tile(np.arange(n_items), (n_users, 1))
+    cand_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.lexsort((part, -cand_scores), axis=1)[:, :k_eff]
+    items = np.take_along_axis(part, order, axis=1)
+    top = np.take_along_axis(cand_scores, order, axis=1)
+    items = np.where(np.isneginf(top), NO_ITEM, items)
+    if k_eff < k:
+        items = np.pad(items, ((0, 0), (0, k - k_eff)), constant_values=NO_ITEM)
+        top = np.pad(top, ((0, 0), (0, k - k_eff)), constant_values=-np.inf)
+    return Ranked(items, top)

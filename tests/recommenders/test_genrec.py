@@ -6,6 +6,7 @@ every k the suite asks for up to the width is answered in full."""
 from __future__ import annotations
 
 import atexit
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from genrec.decoding import DecodingConfig
 from genrec.errors import GenrecError
 from genrec.recommenders.genrec import GenRec
 from genrec.training.config import TrainConfig
@@ -89,6 +91,40 @@ def test_assistant_alone_ranks_candidates_by_popularity(tiny_run, tiny_dataset):
     cands = [3, 9, 14, 22, 27]
     expected = (counts + 1.0) / (counts + 1.0).sum()
     np.testing.assert_allclose(rec.score(HIST[:1], cands)[0], np.log(expected[cands]), rtol=1e-9)
+
+
+def test_rerank_ranks_the_assistants_top_items_by_their_candidate_scores(tiny_run, tiny_dataset):  # noqa: F811
+    from genrec.recommenders.popularity import Popularity
+
+    rec = GenRec.load(tiny_run, tiny_dataset, mode="rerank", assist="popularity", assist_weight=0.3, rerank_depth=12)
+    assert rec.max_k == 12
+    counts = Popularity().fit(tiny_dataset).counts
+    rec.remove_items([int(np.argmax(counts))])  # the most popular item is gone: never proposed
+    ranked = rec.recommend(HIST, k=10)
+    assert rec.last_stats["scored"] == 12 * len(HIST)
+    for u, h in enumerate(HIST):
+        # the candidates: the 12 most popular live items outside the history (ties: lower index)
+        live = [i for i in np.lexsort((np.arange(counts.size), -counts)) if i not in h and i not in rec.catalogue.removed]
+        cands = live[:12]
+        # ranked as `candidates=` ranks them with the same fused score (the assistant's mass is
+        # normalised over the items not excluded there, over the live catalogue here: a
+        # constant per user)
+        fused = DecodingConfig.of(rec.decoding.with_mode("beam"), assist_weight=0.3)
+        expected = rec.recommend([h], k=10, candidates=cands, decoding=fused)
+        assert ranked.items[u].tolist() == expected.items[0].tolist()
+        shift = ranked.scores[u] - expected.scores[0]
+        np.testing.assert_allclose(shift, shift[0], atol=1e-6)
+    with pytest.raises(GenrecError, match="rerank depth 12 must be at least k"):
+        rec.recommend(HIST, k=13)
+
+
+def test_rerank_weight_is_stored_per_mode(run_copy, tiny_dataset):  # noqa: F811
+    (run_copy / "assist.json").write_text(json.dumps({"popularity": {"weight": 0.25}, "rerank:popularity": {"weight": 0.75}}))
+    assert GenRec.load(run_copy, tiny_dataset, assist="popularity").decoding.assist_weight == 0.25
+    rerank = GenRec.load(run_copy, tiny_dataset, mode="rerank", assist="popularity")
+    assert rerank.decoding.assist_weight == 0.75
+    with pytest.raises(GenrecError, match="no weight for the last-item assistant in rerank decoding"):
+        GenRec.load(run_copy, tiny_dataset, mode="rerank", assist="last-item")
 
 
 def test_removed_items_cannot_be_candidates(tiny_run, tiny_dataset):  # noqa: F811

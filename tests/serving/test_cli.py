@@ -118,11 +118,24 @@ def test_recommend_fuses_an_assistant_from_flags(tiny_run):
     assert got == [i.item_id for i in expected] and got != [i.item_id for i in plain]
 
 
+def test_recommend_reranks_the_assistants_candidates_from_flags(tiny_run):
+    from genrec import Recommender
+
+    r = runner.invoke(app, ["recommend", "--run", str(tiny_run), "Heat (1995)", "-k", "4", "--json", "--decode", "rerank",
+                            "--assist", "popularity", "--assist-weight", "0.5", "--rerank-depth", "12"])
+    assert r.exit_code == 0, r.output
+    expected = Recommender.load(tiny_run, persist=False, decode="rerank", assist="popularity", assist_weight=0.5,
+                                rerank_depth=12).recommend(["Heat (1995)"], k=4)
+    assert [i["item_id"] for i in json.loads(r.stdout)["items"]] == [i.item_id for i in expected]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--assist-weight", "0.5"], "no assistant is"),
-        (["--assist", "popularity", "--decode", "exact"], "beam decoding only"),
+        (["--assist", "popularity", "--decode", "exact"], "beam and rerank decoding only"),
+        (["--decode", "rerank"], "no assistant is named"),
+        (["--decode", "rerank", "--assist", "popularity", "--assist-weight", "0.5", "--rerank-depth", "5", "-k", "6"], "rerank depth"),
         (["--assist", "popularity", "--assist-weight", "1.5"], "assist_weight"),
         (["--assist", "knn"], "assist"),
     ],

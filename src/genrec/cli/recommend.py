@@ -47,10 +47,11 @@ def recommend(
     k: Annotated[int, typer.Option("-k", "--k", help="how many items to recommend")] = 10,
     file: Annotated[str | None, typer.Option("--file", help="read the history from a file, one title or item id a line ('-' = stdin)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help='print {"items": [{"item_id", "title", "score"}], "unknown": [...], "shortfall": why fewer than k or null}')] = False,
-    decode: Annotated[str, typer.Option(help="beam (default), exact (the model's true top-k) or free (the paper's unconstrained beams)")] = "beam",
+    decode: Annotated[str, typer.Option(help="beam (default), exact (the model's true top-k), free (the paper's unconstrained beams) or rerank (the --assist's top items, each scored by the model)")] = "beam",
     beams: Annotated[int | None, typer.Option(help="beam width (default: 10, or k if larger)")] = None,
-    assist: Annotated[str | None, typer.Option(help="beam decoding: fuse an assistant at every step (D3): sasrec, popularity or last-item")] = None,
+    assist: Annotated[str | None, typer.Option(help="beam decoding: fuse an assistant at every step (D3); rerank decoding: the assistant that proposes candidates; sasrec, popularity or last-item")] = None,
     assist_weight: Annotated[float | None, typer.Option(help="the assistant's weight in [0, 1] (default: the one chosen on validation, stored in RUN/assist.json)")] = None,
+    rerank_depth: Annotated[int | None, typer.Option(help="rerank decoding: how many of the assistant's top items the model scores (default 50; k may not exceed it)")] = None,
     dataset: Annotated[Path | None, typer.Option("--dataset", help="dataset folder (default: the one the run was trained on)")] = None,
     keep_seen: Annotated[bool, typer.Option("--keep-seen", help="allow items of the history in the result")] = False,
     skip_unknown: Annotated[bool, typer.Option("--skip-unknown", help="leave out entries that are not in the catalogue (listed on stderr) instead of failing")] = False,
@@ -88,7 +89,7 @@ def recommend(
             beams = 10 if wanted is not None else max(10, k)
         with status(f"loading {run}"):
             rec = Recommender.from_pretrained(run, dataset=dataset, decode=decode, beams=beams,  # type: ignore[arg-type]
-                                   threads=threads, assist=assist, assist_weight=assist_weight)
+                                   threads=threads, assist=assist, assist_weight=assist_weight, rerank_depth=rerank_depth)
         on_unknown = "skip" if skip_unknown else "error"
         if score_only:
             result = rec.score(entries, wanted, decode=decode, on_unknown=on_unknown)  # type: ignore[arg-type]

@@ -19,10 +19,11 @@ def serve(
     dataset: Annotated[Path | None, typer.Option("--dataset", help="dataset folder (default: the one the run was trained on)")] = None,
     host: Annotated[str, typer.Option(help="address to bind; the default answers this machine only")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
-    decode: Annotated[str, typer.Option(help="default decoding: beam, exact or free (a request may choose another)")] = "beam",
+    decode: Annotated[str, typer.Option(help="default decoding: beam, exact, free or rerank (with --assist; a request may choose another)")] = "beam",
     beams: Annotated[int, typer.Option(help="beam width; requests may ask for at most this many items in beam/free mode")] = 10,
-    assist: Annotated[str | None, typer.Option(help="beam decoding: fuse an assistant at every step (D3): sasrec, popularity or last-item")] = None,
+    assist: Annotated[str | None, typer.Option(help="beam decoding: fuse an assistant at every step (D3); rerank decoding: the assistant that proposes candidates; sasrec, popularity or last-item")] = None,
     assist_weight: Annotated[float | None, typer.Option(help="the assistant's weight in [0, 1] (default: the one chosen on validation, stored in RUN/assist.json)")] = None,
+    rerank_depth: Annotated[int | None, typer.Option(help="rerank decoding: how many of the assistant's top items the model scores (default 50); requests may ask for at most this many items")] = None,
     max_batch: Annotated[int, typer.Option(help="most requests decoded together (1 = one at a time)")] = 16,
     max_wait_ms: Annotated[float, typer.Option(help="how long the worker waits to fill a batch")] = 5.0,
     max_queue: Annotated[int, typer.Option(help="requests waiting beyond this are refused with 503")] = 1024,
@@ -53,7 +54,8 @@ def serve(
                           "anyone there can add and remove items")
         with status(f"loading {run}"):
             rec = Recommender.from_pretrained(run, dataset=dataset, decode=decode, beams=beams, batch_size=max_batch,  # type: ignore[arg-type]
-                                   threads=threads, device=device, persist=persist, assist=assist, assist_weight=assist_weight)
+                                   threads=threads, device=device, persist=persist, assist=assist, assist_weight=assist_weight,
+                                   rerank_depth=rerank_depth)
         application = create_app(rec, token=token, max_batch=max_batch, max_wait_ms=max_wait_ms,
                                  max_queue=max_queue, max_body_bytes=max_body_bytes)
     except GenrecError as e:

@@ -7,7 +7,9 @@ recommender uses (the settings, one typed config, are in :mod:`.config`):
   user and its cache shared by the user's beams (:mod:`.beam`);
 * ``exact``: best-first search over the trie, provably the model's top-K (:mod:`.exact`);
 * ``free``: the paper's unconstrained beam search, mapped to items by exact string match
-  or grounded by BM25 / embeddings (:mod:`.free`).
+  or grounded by BM25 / embeddings (:mod:`.free`);
+* ``rerank``: the assistant's top items, each scored by the model and ranked by the
+  fused score (:mod:`.rerank`; LlamaRec's two stages).
 
 Prompts are token ids up to where the response starts, e.g.
 ``codec.encode(spec.prompt(history, key))[0]``; ``exclude`` lists item indices per user
@@ -24,11 +26,12 @@ from .beam import BeamStats, beam_search
 from .config import MODES, DecodingConfig, Grounding, Mode, check_mode
 from .exact import ExactStats, exact_topk, score_items
 from .free import FreeDecoder, hf_beam_topk
+from .rerank import RerankStats, rerank_topk
 from .trie import Trie
 
 __all__ = [
-    "MODES", "BeamStats", "Decoder", "DecodingConfig", "ExactStats", "FreeDecoder", "Grounding", "Mode", "Trie",
-    "beam_search", "check_mode", "exact_topk", "hf_beam_topk", "score_items",
+    "MODES", "BeamStats", "Decoder", "DecodingConfig", "ExactStats", "FreeDecoder", "Grounding", "Mode", "RerankStats",
+    "Trie", "beam_search", "check_mode", "exact_topk", "hf_beam_topk", "rerank_topk", "score_items",
 ]
 
 
@@ -54,16 +57,21 @@ class Decoder:
     def topk(self, prompts: Sequence[Sequence[int]], k: int, exclude: Sequence[Sequence[int]] | None = None,
              assist=None) -> Ranked:
         """``assist``: per prompt, an assistant's item distribution (fused when the config's
-        assistant weight is above 0)."""
+        assistant weight is above 0; rerank draws its candidates from it at any weight)."""
         c = self.config
-        if c.fused_weight > 0 and assist is None:
-            raise GenrecError("the decoding config fuses an assistant, but no item distributions were given", "pass assist= to topk")
+        if (c.fused_weight > 0 or c.mode == "rerank") and assist is None:
+            raise GenrecError("the decoding config uses an assistant, but no item distributions were given", "pass assist= to topk")
         if c.mode == "beam":
             st = BeamStats()
             out = beam_search(self.model, self.trie, prompts, k, beams=c.beams, exclude=exclude,
                               batch_size=c.batch_size, pad_id=self.codec.pad_id,
                               length_normalise=c.length_normalise, renormalise=c.renormalise, stats=st,
                               assist=assist if c.fused_weight > 0 else None, assist_weight=c.fused_weight)
+            self.last_stats = vars(st)
+        elif c.mode == "rerank":
+            st = RerankStats()
+            out = rerank_topk(self.model, self.codec, self.trie, prompts, k, assist, depth=c.rerank_depth,
+                              weight=c.fused_weight, exclude=exclude, stats=st)
             self.last_stats = vars(st)
         elif c.mode == "exact":
             st = ExactStats()

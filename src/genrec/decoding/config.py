@@ -1,11 +1,13 @@
 """How GenRec turns a prompt into ranked catalogue items: one typed decoding config.
 
 Every decoding setting lives here, once, with its default, its check and its help text:
-the mode (beam, exact, free), the beam width, users per forward batch, scoring options,
-free decoding's grounding, exact decoding's search budget, and the text-free assistant
-fused into beam search (D3). ``Decoder``, ``GenRec``, ``genrec.Recommender``, the CLI and
-the HTTP service all take a :class:`DecodingConfig`; it is frozen (hashable), so a
-recommender keeps one decoder per config and a request may ask for another one.
+the mode (beam, exact, free, rerank), the beam width, users per forward batch, scoring
+options, free decoding's grounding, exact decoding's search budget, and the text-free
+assistant: fused into beam search at every step (D3), or proposing the candidates that
+the language model scores in rerank mode (LlamaRec's two stages). ``Decoder``,
+``GenRec``, ``genrec.Recommender``, the CLI and the HTTP service all take a
+:class:`DecodingConfig`; it is frozen (hashable), so a recommender keeps one decoder per
+config and a request may ask for another one.
 
 ``DecodingConfig.of(config, **changes)`` is the way to derive one: validated, with every
 problem reported at once.
@@ -20,16 +22,18 @@ from pydantic import ConfigDict, Field, ValidationError, model_validator
 from ..config import Config, _format_errors
 from ..errors import ConfigError
 
-Mode = Literal["beam", "exact", "free"]
+Mode = Literal["beam", "exact", "free", "rerank"]
 Grounding = Literal["exact", "bm25", "embedding"]
 AssistKind = Literal["sasrec", "popularity", "last-item"]
 MODES: tuple[str, ...] = get_args(Mode)
+#: the modes that use an assistant (rerank needs one)
+ASSISTED = ("beam", "rerank")
 
 
 class DecodingConfig(Config):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    mode: Mode = Field("beam", description="beam (constrained beam search), exact (best-first search: the model's true top-k) or free (the paper's unconstrained beams, mapped to items)")
+    mode: Mode = Field("beam", description="beam (constrained beam search), exact (best-first search: the model's true top-k), free (the paper's unconstrained beams, mapped to items) or rerank (the assistant's top items, each scored by the model)")
     beams: int = Field(10, ge=1, description="beam width in beam and free decoding; k may not exceed it")
     batch_size: int = Field(8, ge=1, description="users decoded together in one forward batch")
     length_normalise: bool = Field(False, description="beam: rank by mean instead of summed log-probability (D3 advises against it)")
@@ -37,7 +41,8 @@ class DecodingConfig(Config):
     max_expansions: int = Field(2000, ge=1, description="exact: search budget, trie nodes expanded per user")
     expand: int = Field(16, ge=1, description="exact: trie nodes expanded per user per forward pass")
     grounding: Grounding = Field("exact", description="free: map generated text to items by exact title match (the paper's), bm25 or embedding")
-    assist: AssistKind | None = Field(None, description="beam: an assistant fused at every step (D3): sasrec, popularity or last-item (BM25 on the last title)")
+    rerank_depth: int = Field(50, ge=1, description="rerank: how many of the assistant's top items the model scores; k may not exceed it")
+    assist: AssistKind | None = Field(None, description="beam: an assistant fused at every step (D3); rerank: the assistant that proposes the candidates (required); sasrec, popularity or last-item (BM25 on the last title)")
     assist_weight: float | None = Field(None, ge=0, le=1, description="assistant weight w: score (1-w) log p_LM + w log p_assist (default: the weight chosen on validation and stored with the run)")
     assist_minutes: float = Field(5.0, gt=0, description="training budget of the SASRec assistant when the run has none stored")
 
@@ -52,16 +57,22 @@ class DecodingConfig(Config):
 
     @model_validator(mode="after")
     def _consistent(self) -> DecodingConfig:
-        if self.assist is not None and self.mode != "beam":
-            raise ValueError(f"an assistant is fused in beam decoding only, not in {self.mode} decoding: "
-                             "use mode=beam with an assistant, or drop the assistant")
+        if self.assist is not None and self.mode not in ASSISTED:
+            raise ValueError(f"an assistant is fused in beam and rerank decoding only, not in {self.mode} decoding: "
+                             "use mode=beam or mode=rerank with an assistant, or drop the assistant")
+        if self.mode == "rerank" and self.renormalise:
+            raise ValueError("renormalise scores each token among the whole catalogue's continuations, which rerank "
+                             "decoding does not search: drop renormalise, or use mode=beam")
+        if self.mode == "rerank" and self.assist is None:
+            raise ValueError("rerank decoding scores the assistant's top items, but no assistant is named: "
+                             "add assist=last-item, sasrec or popularity")
         if self.assist is None and self.assist_weight not in (None, 0.0):
             raise ValueError("assist_weight is set but no assistant is: name one with assist=sasrec or assist=popularity")
         return self
 
     @classmethod
     def help_hint(cls) -> str:
-        return "decoding settings: --decode, --beams, --grounding, --assist, --assist-weight (see `genrec recommend --help`)"
+        return "decoding settings: --decode, --beams, --grounding, --assist, --assist-weight, --rerank-depth (see `genrec recommend --help`)"
 
     @classmethod
     def of(cls, config: DecodingConfig | None = None, **changes: Any) -> DecodingConfig:
@@ -72,17 +83,21 @@ class DecodingConfig(Config):
         return cls.build(base)
 
     def with_mode(self, mode: str) -> DecodingConfig:
-        """This config in another mode; the assistant, fused in beam search only, is left
-        out of the others."""
+        """This config in another mode; the assistant, used in beam and rerank decoding
+        only, is left out of the others, and its weight, chosen per mode, is left to the
+        run's stored one for the new mode."""
         check_mode(mode)
         data = {**self.model_dump(), "mode": mode}
-        if mode != "beam":
+        if mode not in ASSISTED:
             data.update(assist=None, assist_weight=None)
+        elif mode != self.mode:
+            data.update(assist_weight=None)
         return type(self).build(data)
 
     @property
     def fused_weight(self) -> float:
-        """The assistant weight the beam search uses (0: the language model alone)."""
+        """The assistant's weight in the fused score of beam search and rerank (0: the
+        language model alone)."""
         return float(self.assist_weight or 0.0) if self.assist is not None else 0.0
 
     def describe(self) -> dict:
@@ -93,6 +108,8 @@ class DecodingConfig(Config):
         if self.mode != "exact":
             d.pop("max_expansions")
             d.pop("expand")
+        if self.mode != "rerank":
+            d.pop("rerank_depth")
         if self.assist is None:
             d.pop("assist_weight")
             d.pop("assist_minutes")

@@ -247,6 +247,11 @@ class Trie:
         out[hit] = np.where(self._alive[items], items, NO_ITEM)
         return out
 
+    def live_items(self) -> np.ndarray:
+        """A boolean mask over item indices: True for the items that may be decoded (added
+        and not removed); a copy."""
+        return self._alive.copy()
+
     def leaf_of(self, items) -> np.ndarray:
         return self._item_leaf[_np64(items)]
 

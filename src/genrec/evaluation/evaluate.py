@@ -140,12 +140,15 @@ def evaluate(
     Other ranks of a distributed run return None. `limit` evaluates a random subset of
     that many users, drawn with `seed` (the same seed also drives the bootstrap).
     ``k_max`` (the length of every ranked list) defaults to the recommender's ``max_k``
-    (GenRec's beam width) or 20; ``batch_size`` to its ``eval_batch_size``.
+    (GenRec's beam width, or its rerank depth) or 20; ``batch_size`` to its ``eval_batch_size``.
     """
     max_k = recommender.max_k
     if k_max is None:
         k_max = max_k or 20
     elif max_k is not None and k_max > max_k:
+        if getattr(getattr(recommender, "decoding", None), "mode", None) == "rerank":
+            raise GenrecError(f"k_max {k_max} is larger than {recommender.name}'s rerank depth {max_k}",
+                              f"pass --set rerank_depth={k_max} (or more), or a smaller --k-max")
         raise GenrecError(f"k_max {k_max} is larger than {recommender.name}'s beam width {max_k}",
                           f"pass --beams {k_max} (or more), or a smaller --k-max")
     if batch_size is None:

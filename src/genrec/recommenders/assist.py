@@ -18,8 +18,9 @@ folder as ``assistant-sasrec/`` (atomically), so later loads reuse it. Items add
 the catalogue after training are unknown to both: they get the smallest mass the
 assistant gives any known item for that user, so they stay recommendable.
 
-The weight of the assistant is chosen on validation (``bench/assist_weight.py``) and
-stored beside it as ``assist.json``; GenRec uses the stored weight when none is given.
+The weight of the assistant is chosen on validation (``bench/assist_weight.py``, per
+decoding mode: beam search fuses it at every step, rerank decoding per item) and stored
+beside it as ``assist.json``; GenRec uses the stored weight when none is given.
 """
 
 from __future__ import annotations
@@ -88,17 +89,23 @@ class Assistant:
         return np.concatenate([rows, extra], axis=1)
 
 
-def stored_weight(run_path: Path, kind: str) -> float:
-    """The assistant weight chosen on validation for this run (``assist.json``)."""
+def weight_key(kind: str, mode: str = "beam") -> str:
+    """The entry of ``assist.json`` for an assistant in a decoding mode: the kind for beam
+    search (as runs have always stored it), ``rerank:<kind>`` for rerank decoding."""
+    return kind if mode == "beam" else f"{mode}:{kind}"
+
+
+def stored_weight(run_path: Path, kind: str, mode: str = "beam") -> float:
+    """The assistant weight chosen on validation for this run and decoding mode (``assist.json``)."""
     path = Path(run_path) / WEIGHTS_FILE
+    command = f"python bench/assist_weight.py DATASET --run {run_path} --assist {kind}" + (" --mode rerank" if mode == "rerank" else "")
     if not path.is_file():
         raise GenrecError(
             f"no assistant weight is stored with the run in {run_path}",
-            f"choose one on validation with `python bench/assist_weight.py DATASET --run {run_path} --assist {kind}`, "
-            "or pass assist_weight explicitly",
+            f"choose one on validation with `{command}`, or pass assist_weight explicitly",
         )
-    chosen = read_json(path).get(kind)
+    chosen = read_json(path).get(weight_key(kind, mode))
     if chosen is None:
-        raise GenrecError(f"{path} holds no weight for the {kind} assistant",
-                          f"run `python bench/assist_weight.py DATASET --run {run_path} --assist {kind}`")
+        raise GenrecError(f"{path} holds no weight for the {kind} assistant in {mode} decoding",
+                          f"run `{command}`, or pass assist_weight explicitly")
     return float(chosen["weight"])

@@ -198,7 +198,7 @@ class GenRec(IndexRecommender):
         if decoding.assist is not None and decoding.assist_weight is None:
             from .assist import stored_weight
 
-            decoding = DecodingConfig.of(decoding, assist_weight=stored_weight(self.run_dir, decoding.assist))
+            decoding = DecodingConfig.of(decoding, assist_weight=stored_weight(self.run_dir, decoding.assist, decoding.mode))
         return decoding
 
     def decoder_for(self, decoding: DecodingConfig):
@@ -216,8 +216,9 @@ class GenRec(IndexRecommender):
         return decoder
 
     def _assistant(self, decoding: DecodingConfig):
-        """The assistant `decoding` fuses (None at weight 0: it would change nothing)."""
-        if decoding.fused_weight <= 0:
+        """The assistant `decoding` uses: the one rerank draws its candidates from, or the
+        one beam search fuses (None at weight 0 there: it would change nothing)."""
+        if decoding.assist is None or (decoding.mode != "rerank" and decoding.fused_weight <= 0):
             return None
         if decoding.assist not in self._assistants:
             from .assist import Assistant
@@ -240,8 +241,10 @@ class GenRec(IndexRecommender):
 
     @property
     def max_k(self) -> int | None:
-        """The beam width in beam and free decoding (the contract's beam-width rule); exact
-        decoding ranks any k."""
+        """The beam width in beam and free decoding (the contract's beam-width rule), the
+        candidates drawn in rerank decoding; exact decoding ranks any k."""
+        if self.decoding.mode == "rerank":
+            return self.decoding.rerank_depth
         return self.decoding.beams if self.decoding.mode in ("beam", "free") else None
 
     def _require_loaded(self) -> None:
@@ -264,6 +267,9 @@ class GenRec(IndexRecommender):
             return self._rank_candidates(histories, k, exclude_seen, decoding, candidates)
         if decoding.mode in ("beam", "free") and k > decoding.beams:
             raise GenrecError(f"beam width {decoding.beams} must be at least k ({k})", f"use beams >= {k} or ask for fewer items")
+        if decoding.mode == "rerank" and k > decoding.rerank_depth:
+            raise GenrecError(f"rerank depth {decoding.rerank_depth} must be at least k ({k})",
+                              f"use rerank_depth >= {k} or ask for fewer items")
         self._check_histories(histories)
         decoder = self.decoder_for(decoding)
         prompts = [self.prompt_ids(h) for h in histories]

@@ -57,7 +57,7 @@ class _Strict(BaseModel):
 
 class RecommendRequest(_Strict):
     history: History
-    k: int = Field(10, ge=1, le=MAX_K, description="items to return (at most the beam width for beam/free decoding)")
+    k: int = Field(10, ge=1, le=MAX_K, description="items to return (at most the beam width for beam/free decoding, the rerank depth for rerank)")
     decode: DecodeMode | None = Field(None, description="decoding mode (default: the server's)")
     exclude_seen: bool = Field(True, description="never recommend an item of the history")
     on_unknown: Literal["error", "skip"] = Field(
@@ -72,7 +72,7 @@ class RecommendRequest(_Strict):
 class ScoreRequest(_Strict):
     history: History
     candidates: Candidates = Field(description="titles or item ids to score; an unknown or removed one is a 422")
-    decode: DecodeMode | None = Field(None, description="decoding mode (default: the server's; an assistant is fused in beam mode only)")
+    decode: DecodeMode | None = Field(None, description="decoding mode (default: the server's; an assistant is used in beam and rerank modes only)")
     on_unknown: Literal["error", "skip"] = Field("error", description="for history entries only (as in /recommend)")
 
 
