@@ -113,8 +113,8 @@ def rerank_grid(a: argparse.Namespace, ds, users: int) -> list[dict]:
     of each user's candidates computed once (``genrec.decoding.rerank``'s own stages)."""
     import numpy as np
 
-    from genrec.decoding.rerank import allowed_items, fused_scores, rerank_candidates
     from genrec.decoding.exact import score_items
+    from genrec.decoding.rerank import allowed_items, fused_scores, rerank_candidates
     from genrec.evaluation.evaluate import full_histories, select_examples
     from genrec.ranking import per_user, rank_lists
     from genrec.recommenders.assist import Assistant
