@@ -35,7 +35,8 @@ BENCHES = {
     "prior-train": "Training run log (`genrec train`, for `bench/prior_weight.py`)",
     "top_items": "The items each method recommends most (`bench/top_items.py`, after `bench/quality.py`)",
 }
-METHODS = ("popularity", "last-item", "sasrec", "genrec-beam", "genrec-exact", "genrec-free", "genrec-id", "genrec-assisted")
+METHODS = ("popularity", "last-item", "sasrec", "genrec-beam", "genrec-exact", "genrec-free", "genrec-id", "genrec-assisted",
+           "genrec-rerank")
 
 
 def headline(found: dict[str, dict], methods: list[str]) -> list[str]:

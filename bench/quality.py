@@ -22,7 +22,10 @@ Writes ``OUT/quality-<dataset>.json`` (method name → its metrics.json, plus
 ``OUT/quality-<dataset>.png`` (HR@K and NDCG@K against K). The ``quality-`` prefix keeps
 result files from being mistaken for the MovieLens 100K/1M releases themselves. Intermediate folders go to ``--work`` (kept: a rerun reuses the
 prepared data and the trained runs with the same settings, and evaluates again). The last line is
-``RESULT`` with each method's HR@10. Same arguments and seed → same figures.
+``RESULT`` with each method's HR@10. Same arguments and seed → same figures. ``--reuse
+METHODS`` reads those methods' evaluations from ``--work`` (same users and seed, checked)
+and evaluates the rest, so a method added later joins the table and its paired tests
+(each GenRec variant against popularity, last-item and SASRec) without rerunning the others.
 """
 
 from __future__ import annotations
@@ -67,6 +70,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--beams", type=int, default=10)
     p.add_argument("--from-evals", action="store_true",
                    help="rebuild the tables from the evaluations an earlier run left in --work (nothing is trained or evaluated)")
+    p.add_argument("--reuse", default="",
+                   help="comma-separated methods whose evaluation an earlier run left in --work is read instead of run again "
+                        "(the same test users are checked); the others are evaluated")
     p.add_argument("--max-history", type=int, default=None,
                    help="prepare the data with histories of up to this many items (default 10; a run trained on such data needs it)")
     p.add_argument("--assist", choices=("sasrec", "popularity", "last-item"), default="sasrec",
@@ -80,6 +86,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     if unknown or not methods:
         p.error(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
     a.methods = methods
+    a.reuse = [m.strip() for m in a.reuse.split(",") if m.strip()]
+    if set(a.reuse) - set(methods):
+        p.error(f"--reuse {','.join(sorted(set(a.reuse) - set(methods)))}: reuse only methods named in --methods")
     if a.genrec_run is not None and not (a.genrec_run / "adapter").is_dir():
         p.error(f"--genrec-run {a.genrec_run} has no adapter/ folder; pass a run folder written by `genrec train`")
     return a
@@ -190,11 +199,16 @@ def main(argv=None) -> None:
         dest = work / f"eval-{method}"
         t0 = time.perf_counter()
         print(f"{method}: build and evaluate on {users} test users", flush=True)
-        if a.from_evals:
+        if a.from_evals or method in a.reuse:
+            flag = "--from-evals" if a.from_evals else "--reuse"
             if not (dest / "metrics.json").is_file():
-                sys.exit(f"error: --from-evals: {dest} holds no evaluation; run without --from-evals first")
+                sys.exit(f"error: {flag}: {dest} holds no evaluation; run without {flag} first")
             # an evaluation from before metric names carried their cut-off: mrr -> mrr@<k_max>
             results[method] = rename_legacy_mrr(json.loads((dest / "metrics.json").read_text()))
+            earlier_users = results[method].get("n_users")
+            if not a.from_evals and (earlier_users != users or results[method]["settings"].get("seed") != a.seed):
+                sys.exit(f"error: --reuse {method}: {dest} ranked {earlier_users} users with seed "
+                         f"{results[method]['settings'].get('seed')}, not {users} with seed {a.seed}; evaluate it again")
             dirs.append(dest)
             continue
         rec, batch = build(method)
@@ -225,7 +239,7 @@ def main(argv=None) -> None:
         compare(dirs, cmp_dir, seed=a.seed)
         shutil.copyfile(next(cmp_dir.glob("*.png")), stem.with_suffix(".png"))
         # every GenRec variant against each baseline it should beat, on the same users
-        for base in ("popularity", "sasrec"):
+        for base in ("popularity", "last-item", "sasrec"):
             others = [d for m, d in zip(a.methods, dirs, strict=True) if m.startswith("genrec")]
             if base in a.methods and others:
                 vs = compare([dirs[a.methods.index(base)], *others], work / f"comparison-vs-{base}", seed=a.seed)

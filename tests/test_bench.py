@@ -168,6 +168,14 @@ def test_assist_weight_is_chosen_on_validation_and_used_by_quality(tmp_path, cap
                   "--users", "10", "--genrec-run", str(run), "--out", str(tmp_path / "results"), "--work", str(work)])
     config = json.loads((tmp_path / "results" / "quality-ml-latest-small.json").read_text())["genrec-rerank"]["settings"]["method_config"]
     assert (config["decode"], config["rerank_depth"], config["assist_weight"]) == ("rerank", 12, rerank["weight"])
+    # --reuse reads earlier evaluations of the same users into one table with the paired tests
+    quality.main(["ml-latest-small", "--methods", "popularity,genrec-rerank", "--reuse", "popularity,genrec-rerank",
+                  "--users", "10", "--genrec-run", str(run), "--out", str(tmp_path / "results"), "--work", str(work)])
+    table = json.loads((tmp_path / "results" / "quality-ml-latest-small.json").read_text())
+    assert table["genrec-rerank"]["settings"]["method_config"] == config and "genrec-rerank" in table["paired"]["popularity"]
+    with pytest.raises(SystemExit, match="ranked 10 users"):
+        quality.main(["ml-latest-small", "--methods", "popularity", "--reuse", "popularity", "--users", "8",
+                      "--out", str(tmp_path / "results"), "--work", str(work)])
 
 
 def test_prior_weight_scores_item_tokens_against_one_unpadded_pass(tmp_path, capsys):
