@@ -41,7 +41,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--weights", default="0,0.25,0.5,0.75,1")
     p.add_argument("--mode", choices=("beam", "rerank"), default="beam",
                    help="beam: the assistant fused at every step of beam search; rerank: the assistant's top --depth items scored by the model")
-    p.add_argument("--depth", type=int, default=50, help="rerank: candidates per user (the assistant's top items)")
+    p.add_argument("--depth", type=int, default=20, help="rerank: candidates per user (the assistant's top items)")
     p.add_argument("--users", type=int, default=None, help="a seeded subset of this many validation users (default: all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--beams", type=int, default=10)
@@ -81,7 +81,7 @@ def main(argv=None) -> None:
         result = evaluate(rec, ds, split="valid", k_max=a.beams, limit=users if users < n_valid else None, seed=a.seed, batch_size=8)
         m = result.metrics
         rows.append({"weight": w, "hr@10": m["hr@10"], "ndcg@10": m["ndcg@10"], "seconds": round(time.perf_counter() - t0, 1)})
-        print(f"w={w:.2f}  valid HR@10 {m['hr@10']:.4f}  NDCG@10 {m['ndcg@10']:.4f}  ({rows[-1]['seconds']} s)", flush=True)
+        print(f"w={w:g}  valid HR@10 {m['hr@10']:.4f}  NDCG@10 {m['ndcg@10']:.4f}  ({rows[-1]['seconds']} s)", flush=True)
         del rec
     best = max(rows, key=lambda r: (r["ndcg@10"], -r["weight"]))
     command = " ".join(["python bench/assist_weight.py", *(argv if argv is not None else sys.argv[1:])])
@@ -99,7 +99,7 @@ def main(argv=None) -> None:
     how = f"rerank decoding, the assistant's top {a.depth} items" if a.mode == "rerank" else "fused into beam search"
     lines = [f"# {a.assist} assistant weight on {a.dataset} ({users} validation users; {how})", "", f"`{command}`", "",
              "| weight w | valid HR@10 | valid NDCG@10 |", "|---:|---:|---:|"]
-    lines += [f"| {r['weight']:.2f}{' (chosen)' if r is best else ''} | {r['hr@10']:.4f} | {r['ndcg@10']:.4f} |" for r in rows]
+    lines += [f"| {r['weight']:g}{' (chosen)' if r is best else ''} | {r['hr@10']:.4f} | {r['ndcg@10']:.4f} |" for r in rows]
     if a.mode == "rerank":
         lines += ["", f"The target is among the {a.depth} candidates for {rows[0]['recall']:.4f} of the users "
                   f"(the most HR@10 any weight can reach); the model scored them in {rows[0]['lm_seconds']} s."]
@@ -142,7 +142,7 @@ def rerank_grid(a: argparse.Namespace, ds, users: int) -> list[dict]:
         pu = per_user(rank_lists(cands, scores, 10).items, targets)
         rows.append({"weight": w, "hr@10": float(pu.hits(10)[:, 9].mean()), "ndcg@10": float(pu.ndcgs(10)[:, 9].mean()),
                      "recall": recall, "lm_seconds": seconds})
-        print(f"w={w:.2f}  valid HR@10 {rows[-1]['hr@10']:.4f}  NDCG@10 {rows[-1]['ndcg@10']:.4f}", flush=True)
+        print(f"w={w:g}  valid HR@10 {rows[-1]['hr@10']:.4f}  NDCG@10 {rows[-1]['ndcg@10']:.4f}", flush=True)
     return rows
 
 

@@ -78,7 +78,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--assist", choices=("sasrec", "popularity", "last-item"), default="sasrec",
                    help="genrec-assisted: the assistant fused into beam decoding, at the weight stored with the run "
                         "(chosen on validation by bench/assist_weight.py); genrec-rerank: the assistant proposing candidates")
-    p.add_argument("--rerank-depth", type=int, default=50, help="genrec-rerank: the assistant's top items the model scores")
+    p.add_argument("--rerank-depth", type=int, default=20, help="genrec-rerank: the assistant's top items the model scores")
     p.add_argument("--max-expansions", type=int, default=2000, help="node budget of exact decoding per user")
     a = p.parse_args(argv)
     methods = [m.strip() for m in a.methods.split(",") if m.strip()]

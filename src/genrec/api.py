@@ -149,9 +149,9 @@ class Recommender:
         search, 10 beams, 16 users a batch); ``decode`` (the mode), ``beams``,
         ``batch_size`` and further keyword ``settings`` (``grounding``, ``max_expansions``,
         ``assist``, ``assist_weight``, ``rerank_depth``, ...) change fields of it. k may not
-        exceed the beam width in beam and free modes, nor the rerank depth in rerank mode. ``persist``: read and write catalogue changes in
-        ``changes_path`` (default ``RUN_DIR/catalogue_changes.json``); False keeps changes
-        in memory only.
+        exceed the beam width in beam and free modes, nor the rerank depth in rerank mode.
+        ``persist``: read and write catalogue changes in ``changes_path`` (default
+        ``RUN_DIR/catalogue_changes.json``); False keeps changes in memory only.
         """
         from .recommenders.genrec import GenRec
 
@@ -319,8 +319,8 @@ class Recommender:
         """The top-`k` items for one history (titles or item ids, oldest first).
 
         ``decode`` switches the mode for this call (beam, exact, free, rerank; the
-        assistant is used in beam and rerank decoding only); ``decoding`` replaces the loaded
-        :class:`~genrec.decoding.DecodingConfig` for this call. Fewer than `k` items come
+        assistant is used in beam and rerank decoding only); ``decoding`` replaces the
+        loaded :class:`~genrec.decoding.DecodingConfig` for this call. Fewer than `k` items come
         back when the decoder finds fewer (exact decoding's search budget ran out, free
         decoding wrote text that is no title, exclusion left fewer); the result's
         ``shortfall`` then says which. Errors: empty history, unknown entries (see the

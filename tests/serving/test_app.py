@@ -273,6 +273,28 @@ def test_removed_items_cannot_be_candidates(tiny_run):
         assert r.status_code == 200 and [i["item_id"] for i in r.json()["items"]] == ["i01"]
 
 
+def test_rerank_requests(tiny_run):
+    from genrec import Recommender
+    from genrec.serving.app import create_app
+
+    rec = Recommender.load(tiny_run, persist=False, decode="rerank", assist="popularity", assist_weight=0.5, rerank_depth=8)
+    expected = [i.item_id for i in rec.recommend([HEAT], k=5)]
+    with TestClient(create_app(rec)) as c:
+        r = c.post("/recommend", json={"history": [HEAT], "k": 5})
+        assert r.status_code == 200 and [i["item_id"] for i in r.json()["items"]] == expected
+        assert c.get("/info").json()["decoding"]["rerank_depth"] == 8
+        r = c.post("/recommend", json={"history": [HEAT], "k": 9})
+        assert r.status_code == 422 and "rerank depth (8)" in r.json()["detail"] and r.json()["fix"]
+        # another mode per request: beam keeps the assistant, whose beam weight the run has not stored
+        r = c.post("/recommend", json={"history": [HEAT], "k": 5, "decode": "beam"})
+        assert r.status_code == 422 and "no assistant weight is stored" in r.json()["detail"], r.text
+        assert c.post("/recommend", json={"history": [HEAT], "k": 5, "decode": "exact"}).status_code == 200
+    # a server without an assistant cannot rerank: the request says what is missing
+    with TestClient(create_app(Recommender.load(tiny_run, persist=False))) as c:
+        r = c.post("/recommend", json={"history": [HEAT], "k": 5, "decode": "rerank"})
+        assert r.status_code == 422 and "no assistant is named" in r.json()["detail"], r.text
+
+
 # ---------------------------------------------------------------------- catalogue
 
 

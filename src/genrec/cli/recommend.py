@@ -51,7 +51,7 @@ def recommend(
     beams: Annotated[int | None, typer.Option(help="beam width (default: 10, or k if larger)")] = None,
     assist: Annotated[str | None, typer.Option(help="beam decoding: fuse an assistant at every step (D3); rerank decoding: the assistant that proposes candidates; sasrec, popularity or last-item")] = None,
     assist_weight: Annotated[float | None, typer.Option(help="the assistant's weight in [0, 1] (default: the one chosen on validation, stored in RUN/assist.json)")] = None,
-    rerank_depth: Annotated[int | None, typer.Option(help="rerank decoding: how many of the assistant's top items the model scores (default 50; k may not exceed it)")] = None,
+    rerank_depth: Annotated[int | None, typer.Option(help="rerank decoding: how many of the assistant's top items the model scores (default 20; k may not exceed it)")] = None,
     dataset: Annotated[Path | None, typer.Option("--dataset", help="dataset folder (default: the one the run was trained on)")] = None,
     keep_seen: Annotated[bool, typer.Option("--keep-seen", help="allow items of the history in the result")] = False,
     skip_unknown: Annotated[bool, typer.Option("--skip-unknown", help="leave out entries that are not in the catalogue (listed on stderr) instead of failing")] = False,

@@ -23,7 +23,7 @@ def serve(
     beams: Annotated[int, typer.Option(help="beam width; requests may ask for at most this many items in beam/free mode")] = 10,
     assist: Annotated[str | None, typer.Option(help="beam decoding: fuse an assistant at every step (D3); rerank decoding: the assistant that proposes candidates; sasrec, popularity or last-item")] = None,
     assist_weight: Annotated[float | None, typer.Option(help="the assistant's weight in [0, 1] (default: the one chosen on validation, stored in RUN/assist.json)")] = None,
-    rerank_depth: Annotated[int | None, typer.Option(help="rerank decoding: how many of the assistant's top items the model scores (default 50); requests may ask for at most this many items")] = None,
+    rerank_depth: Annotated[int | None, typer.Option(help="rerank decoding: how many of the assistant's top items the model scores (default 20); requests may ask for at most this many items")] = None,
     max_batch: Annotated[int, typer.Option(help="most requests decoded together (1 = one at a time)")] = 16,
     max_wait_ms: Annotated[float, typer.Option(help="how long the worker waits to fill a batch")] = 5.0,
     max_queue: Annotated[int, typer.Option(help="requests waiting beyond this are refused with 503")] = 1024,

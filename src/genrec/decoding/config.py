@@ -41,7 +41,7 @@ class DecodingConfig(Config):
     max_expansions: int = Field(2000, ge=1, description="exact: search budget, trie nodes expanded per user")
     expand: int = Field(16, ge=1, description="exact: trie nodes expanded per user per forward pass")
     grounding: Grounding = Field("exact", description="free: map generated text to items by exact title match (the paper's), bm25 or embedding")
-    rerank_depth: int = Field(50, ge=1, description="rerank: how many of the assistant's top items the model scores; k may not exceed it")
+    rerank_depth: int = Field(20, ge=1, description="rerank: how many of the assistant's top items the model scores (LlamaRec ranks 20); k may not exceed it")
     assist: AssistKind | None = Field(None, description="beam: an assistant fused at every step (D3); rerank: the assistant that proposes the candidates (required); sasrec, popularity or last-item (BM25 on the last title)")
     assist_weight: float | None = Field(None, ge=0, le=1, description="assistant weight w: score (1-w) log p_LM + w log p_assist (default: the weight chosen on validation and stored with the run)")
     assist_minutes: float = Field(5.0, gt=0, description="training budget of the SASRec assistant when the run has none stored")

@@ -32,6 +32,11 @@ log p_assist(item)``, the assistant's mass normalised over the live catalogue (t
 normalises over the items not excluded, a constant per user, so the order is the same);
 ``length_normalise`` divides by the response's length as the beam does. ``renormalise``
 needs the whole catalogue's continuations and is refused for candidates.
+
+Rerank decoding (``mode="rerank"``, ``genrec.decoding.rerank``) draws the candidates
+itself: the assistant's ``rerank_depth`` most probable items the user may be
+recommended, scored the same way and fused at the weight chosen for rerank on validation
+(``rerank:<assist>`` in ``assist.json``; beam search keeps its own).
 """
 
 from __future__ import annotations
