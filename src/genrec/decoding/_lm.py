@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from ..errors import GenrecError
@@ -28,6 +29,20 @@ def check_topk_request(prompts: Sequence, k: int, exclude: Sequence | None) -> N
         raise GenrecError(f"k must be at least 1, got {k}", "ask for one or more items")
     if exclude is not None and len(exclude) != len(prompts):
         raise GenrecError(f"exclude has {len(exclude)} lists for {len(prompts)} prompts", "pass one list per prompt")
+
+
+def check_assist(assist, n_prompts: int, n_items: int, weight: float):
+    """The checks every decoder that uses an assistant makes: one non-negative, finite
+    weight per item for each prompt (returned as float64), and a weight in [0, 1]."""
+    if assist is not None:
+        assist = np.asarray(assist, dtype=np.float64)
+        if assist.shape != (n_prompts, n_items) or not np.isfinite(assist).all() or (assist < 0).any():
+            raise GenrecError(
+                f"assist must hold a non-negative, finite weight per item for each user: shape ({n_prompts}, {n_items}), "
+                f"got {assist.shape}", "pass the assistant's item probabilities, one row per prompt")
+    if not 0.0 <= weight <= 1.0:
+        raise GenrecError(f"assist_weight={weight} is outside [0, 1]", "use 0 (language model only) to 1 (assistant only)")
+    return assist
 
 
 def cache_kwarg(model) -> str:

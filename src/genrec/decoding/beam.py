@@ -132,14 +132,7 @@ def beam_search(
     """
     check_width(beams, k)
     _lm.check_topk_request(prompts, k, exclude)
-    if assist is not None:
-        assist = np.asarray(assist, dtype=np.float64)
-        if assist.shape != (len(prompts), trie.n_items) or not np.isfinite(assist).all() or (assist < 0).any():
-            raise GenrecError(
-                f"assist must hold a non-negative, finite weight per item for each user: shape ({len(prompts)}, {trie.n_items}), "
-                f"got {assist.shape}", "pass the assistant's item probabilities, one row per prompt")
-    if not 0.0 <= assist_weight <= 1.0:
-        raise GenrecError(f"assist_weight={assist_weight} is outside [0, 1]", "use 0 (language model only) to 1 (assistant only)")
+    assist = _lm.check_assist(assist, len(prompts), trie.n_items, assist_weight)
     pad_id = trie.eos_id if pad_id is None else pad_id
     stats = stats if stats is not None else BeamStats()
     shared = prefix_attention.supported(model) if shared_prefix is None else shared_prefix

@@ -31,6 +31,7 @@ import numpy as np
 
 from ..errors import GenrecError
 from ..ranking import NO_ITEM, Ranked, rank_lists, top_k_from_scores
+from . import _lm
 from .exact import score_items
 from .trie import Trie
 
@@ -75,13 +76,11 @@ def rerank_topk(model, codec, trie: Trie, prompts: Sequence[Sequence[int]], k: i
                 depth: int, weight: float, exclude: Sequence[Sequence[int]] | None = None,
                 stats: RerankStats | None = None) -> Ranked:
     """Top-`k` items per prompt by the fused score over the assistant's candidates (module doc)."""
-    assist = np.asarray(assist, dtype=np.float64)
-    if assist.shape != (len(prompts), trie.n_items) or not np.isfinite(assist).all() or (assist < 0).any():
-        raise GenrecError(
-            f"assist must hold a non-negative, finite weight per item for each user: shape ({len(prompts)}, {trie.n_items}), "
-            f"got {assist.shape}", "pass the assistant's item probabilities, one row per prompt")
-    if not 0.0 <= weight <= 1.0:
-        raise GenrecError(f"assist_weight={weight} is outside [0, 1]", "use 0 (language model only) to 1 (assistant only)")
+    _lm.check_topk_request(prompts, k, exclude)
+    if assist is None:
+        raise GenrecError("rerank decoding draws its candidates from an assistant, but no item distributions were given",
+                          "pass the assistant's item probabilities, one row per prompt")
+    assist = _lm.check_assist(assist, len(prompts), trie.n_items, weight)
     if k > depth:
         raise GenrecError(f"rerank depth {depth} must be at least k ({k})", f"use rerank_depth >= {k} or ask for fewer items")
     cands = rerank_candidates(trie, assist, depth, exclude)
