@@ -36,7 +36,7 @@ BENCHES = {
     "top_items": "The items each method recommends most (`bench/top_items.py`, after `bench/quality.py`)",
 }
 METHODS = ("popularity", "last-item", "sasrec", "genrec-beam", "genrec-exact", "genrec-free", "genrec-id", "genrec-assisted",
-           "genrec-rerank")
+           "genrec-rerank", "genrec-bigrec")
 
 
 def headline(found: dict[str, dict], methods: list[str]) -> list[str]:

@@ -15,7 +15,9 @@ with random item IDs instead of titles), and ``genrec-assisted`` (beam decoding 
 assistant fused at every step, ``--assist``, at the weight ``bench/assist_weight.py`` chose on
 validation and stored with the run), and ``genrec-rerank`` (rerank decoding: the
 ``--assist`` assistant's top ``--rerank-depth`` items scored by the model, at the weight
-``bench/assist_weight.py --mode rerank`` stored). ``--genrec-run`` reuses a trained run instead.
+``bench/assist_weight.py --mode rerank`` stored), and ``genrec-bigrec`` (free decoding with
+BIGRec's grounding: the catalogue ranked by distance to the best output, tilted by the
+``--assist`` assistant at the gamma ``--mode bigrec`` stored). ``--genrec-run`` reuses a trained run instead.
 
 Writes ``OUT/quality-<dataset>.json`` (method name → its metrics.json, plus
 ``settings``), ``OUT/quality-<dataset>.md`` (the table with 95% intervals) and
@@ -47,7 +49,7 @@ DATASETS = {
     "amazon-toys": ("genrec-json", SHARED / "amazon-toys-genrec"),
 }
 METHODS = ("popularity", "last-item", "sasrec", "genrec-beam", "genrec-exact", "genrec-free", "genrec-id", "genrec-assisted",
-           "genrec-rerank")
+           "genrec-rerank", "genrec-bigrec")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -192,6 +194,9 @@ def main(argv=None) -> None:
         assist = {"assist": a.assist, "assist_minutes": a.sasrec_minutes} if method in ("genrec-assisted", "genrec-rerank") else {}
         if method == "genrec-rerank":
             assist["rerank_depth"] = a.rerank_depth
+        if method == "genrec-bigrec":
+            return GenRec.load(run, ds, decode="free", grounding="bigrec", beams=a.beams, batch_size=8, assist=a.assist,
+                               assist_minutes=a.sasrec_minutes), 8
         return GenRec.load(run, ds, decode=decode, beams=a.beams, batch_size=8, max_expansions=a.max_expansions, **assist), 8
 
     results, dirs = {}, []
@@ -295,6 +300,10 @@ def markdown(results: dict, settings: dict) -> str:
         w = results["genrec-assisted"]["settings"]["method_config"].get("assist_weight")
         budget.append(f"genrec-assisted: {s.get('assist', 'sasrec')} assistant at weight {w} (chosen on validation, "
                       "stored with the run)")
+    if "genrec-bigrec" in s["methods"]:
+        c = results["genrec-bigrec"]["settings"]["method_config"]
+        budget.append(f"genrec-bigrec: free decoding ({s['beams']} beams), the catalogue ranked by distance to the best output, "
+                      f"tilted by the {c.get('assist')} assistant at gamma {c.get('ground_weight')} (chosen on validation)")
     if "genrec-rerank" in s["methods"]:
         c = results["genrec-rerank"]["settings"]["method_config"]
         budget.append(f"genrec-rerank: the {c.get('assist')} assistant's top {c.get('rerank_depth')} items scored by the model, "

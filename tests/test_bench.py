@@ -168,6 +168,21 @@ def test_assist_weight_is_chosen_on_validation_and_used_by_quality(tmp_path, cap
                   "--users", "10", "--genrec-run", str(run), "--out", str(tmp_path / "results"), "--work", str(work)])
     config = json.loads((tmp_path / "results" / "quality-ml-latest-small.json").read_text())["genrec-rerank"]["settings"]["method_config"]
     assert (config["decode"], config["rerank_depth"], config["assist_weight"]) == ("rerank", 12, rerank["weight"])
+    # bigrec: free decoding's outputs and distances once, every gamma re-ranking them as GenRec does
+    load("assist_weight").main(["ml-latest-small", "--run", str(run), "--assist", "popularity", "--mode", "bigrec",
+                                "--weights", "0,2,50", "--users", "10", "--out", str(tmp_path / "results"), "--work", str(work)])
+    bigrec = json.loads((run / "assist.json").read_text())["bigrec:popularity"]
+    assert [r["weight"] for r in bigrec["grid"]] == [0.0, 2.0, 50.0] and 0 <= bigrec["grid"][0]["invalid_share"] <= 1
+    for row in bigrec["grid"]:
+        rec = GenRec.load(run, ds, mode="free", grounding="bigrec", assist="popularity", ground_weight=row["weight"])
+        m = evaluate(rec, ds, split="valid", k_max=10, limit=10, seed=0).metrics
+        assert (m["hr@10"], m["ndcg@10"]) == pytest.approx((row["hr@10"], row["ndcg@10"]), abs=1e-12)
+    assert (tmp_path / "results" / "assist-weight-ml-latest-small-popularity-bigrec.md").is_file()
+    quality.main(["ml-latest-small", "--methods", "genrec-bigrec", "--assist", "popularity", "--users", "10",
+                  "--genrec-run", str(run), "--out", str(tmp_path / "results"), "--work", str(work)])
+    used = json.loads((tmp_path / "results" / "quality-ml-latest-small.json").read_text())["genrec-bigrec"]["settings"]["method_config"]
+    assert (used["grounding"], used["assist"], used["ground_weight"]) == ("bigrec", "popularity", bigrec["weight"])
+    capsys.readouterr()
     # --reuse reads earlier evaluations of the same users into one table with the paired tests
     quality.main(["ml-latest-small", "--methods", "popularity,genrec-rerank", "--reuse", "popularity,genrec-rerank",
                   "--users", "10", "--genrec-run", str(run), "--out", str(tmp_path / "results"), "--work", str(work)])

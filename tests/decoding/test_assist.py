@@ -80,7 +80,7 @@ def test_bad_assistant_input_is_refused(tiny, codec, trie, prompts):
         beam_search(tiny.model, trie, ps, k=5, beams=5, assist=np.ones((1, 3)), assist_weight=0.5)
     with pytest.raises(GenrecError, match="outside"):
         beam_search(tiny.model, trie, ps, k=5, beams=5, assist=assistant(len(ps), len(codec)), assist_weight=1.5)
-    with pytest.raises(GenrecError, match="beam and rerank decoding only"):
+    with pytest.raises(GenrecError, match="used in beam and rerank decoding"):
         Decoder(tiny.model, codec, trie, mode="exact", assist="popularity", assist_weight=0.5)
     with pytest.raises(GenrecError, match="no assistant is"):
         Decoder(tiny.model, codec, trie, assist_weight=0.5)

@@ -22,7 +22,7 @@ def test_defaults_and_changes_are_validated_together():
 
 
 def test_the_assistant_is_for_beam_decoding_only():
-    with pytest.raises(ConfigError, match="beam and rerank decoding only"):
+    with pytest.raises(ConfigError, match="used in beam and rerank decoding"):
         DecodingConfig(mode="exact", assist="popularity")
     with pytest.raises(ConfigError, match="no assistant is"):
         DecodingConfig(assist_weight=0.3)

@@ -73,3 +73,51 @@ def test_generated_text_is_matched_as_the_catalogue_cleans_titles(tiny, codec, p
     out = FreeDecoder(tiny.model, codec, beams=3, grounding="exact").topk(prompts[0][:1], 3)
     blade, heat = codec.names.index("Blade Runner (1982)"), codec.names.index("Heat (1995)")
     assert out.items[0].tolist() == [blade, heat, NO_ITEM]  # the third is the second again
+
+
+def test_bigrec_ranks_the_catalogue_by_distance_to_the_best_output(tiny, codec, prompts, fake_generate):
+    from genrec.decoding.free import bigrec_scores
+
+    blade, heat = codec.names.index("Blade Runner (1982)"), codec.names.index("Heat (1995)")
+    dec = FreeDecoder(tiny.model, codec, beams=2, grounding="bigrec")
+    out = dec.topk(prompts[0][:1], 12, exclude=[[heat]])  # k beyond the beams: the whole catalogue is ranked
+    d = dec.bigrec_distances([codec.encode_names(["Blade Runner (1982)"])[0]])[0]
+    assert d.min() == 0 and d.max() == 1 and d[blade] == 0  # min-max normalised; the output is a title itself
+    order = [int(i) for i in np.lexsort((np.arange(d.size), d)) if i != heat]
+    assert out.items[0].tolist() == order[:12]
+    np.testing.assert_allclose(out.scores[0], -d[order[:12]])
+    assert dec.last_texts == [["Blade Runner (1982)"]] and dec.last_stats["invalid_share"] == 0.0
+    # an assistant's probabilities tilt the distances: (1 + P)^-gamma * D, P min-max normalised
+    assist = np.random.default_rng(0).dirichlet(np.full(len(codec), 0.5), size=1)
+    assist[0, [blade, heat]] = 0.0
+    favourite = int(np.argmax(assist[0]))
+    tilted = dec.topk(prompts[0][:1], 12, exclude=[[heat]], assist=assist, ground_weight=3.0)
+    p = (assist[0] - assist[0].min()) / (assist[0].max() - assist[0].min())
+    s = (1 + p) ** -3.0 * d
+    np.testing.assert_allclose(bigrec_scores(d[None], assist, 3.0)[0], s)
+    assert tilted.items[0].tolist() == [int(i) for i in np.lexsort((np.arange(s.size), s)) if i != heat][:12]
+    # a large gamma brings the assistant's favourite right after the output itself (D = 0 stays first)
+    assert dec.topk(prompts[0][:1], 2, exclude=[[heat]], assist=assist, ground_weight=200.0).items[0].tolist() == [blade, favourite]
+    with pytest.raises(GenrecError, match="none were given"):
+        dec.topk(prompts[0][:1], 3, ground_weight=1.0)
+
+
+def test_bigrec_settings_are_checked():
+    from genrec.decoding import DecodingConfig
+    from genrec.errors import ConfigError
+
+    config = DecodingConfig(mode="free", grounding="bigrec", assist="popularity", ground_weight=2.0)
+    assert config.uses_assistant and config.describe()["ground_weight"] == 2.0 and "assist_weight" not in config.describe()
+    assert not DecodingConfig(mode="free", grounding="bigrec", assist="popularity", ground_weight=0.0).uses_assistant
+    for bad, message in [
+        (dict(mode="free", grounding="embedding", assist="popularity"), "bigrec grounding"),
+        (dict(mode="free", grounding="bigrec", assist="popularity", assist_weight=0.5), "ground_weight"),
+        (dict(ground_weight=1.0), "grounding=bigrec"),
+        (dict(mode="free", grounding="bigrec", ground_weight=1.0), "assist=popularity"),
+        (dict(mode="free", grounding="bigrec", assist="popularity", ground_weight=-1.0), "ground_weight"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            DecodingConfig(**bad)
+    # switching modes leaves the assistant where bigrec grounding keeps it, and drops gamma elsewhere
+    assert config.with_mode("beam").ground_weight is None and config.with_mode("beam").assist == "popularity"
+    assert DecodingConfig(mode="beam", assist="popularity", grounding="bigrec").with_mode("free").assist == "popularity"

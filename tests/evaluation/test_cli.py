@@ -123,3 +123,24 @@ def test_evaluate_fields_lists_every_methods_settings_from_its_config():
         assert f"\n  {name}=" in genrec, name
     for flagged in ("beams", "mode", "grounding", "assist_weight"):  # set with their flags (--beams ...)
         assert f"\n  {flagged}=" not in genrec
+
+
+def test_evaluate_rerank_decoding(tiny_run, tiny_dataset, tmp_path):
+    from genrec.evaluation import evaluate
+    from genrec.recommenders.genrec import GenRec
+
+    data = str(tiny_dataset.path)
+    args = ["evaluate", data, "--run", str(tiny_run), "--decode", "rerank", "--assist", "popularity", "--assist-weight", "0.5",
+            "--set", "rerank_depth=12", "--resamples", "100"]
+    r = runner.invoke(app, [*args, "--out", str(tmp_path / "rr")])
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "rr" / "metrics.json").read_text())
+    config = m["settings"]["method_config"]
+    assert (config["decode"], config["assist"], config["assist_weight"], config["rerank_depth"]) == ("rerank", "popularity", 0.5, 12)
+    assert len(m["hr@k"]) == 12  # ranked as deep as the candidates go
+    rec = GenRec.load(tiny_run, tiny_dataset, mode="rerank", assist="popularity", assist_weight=0.5, rerank_depth=12)
+    same = evaluate(rec, tiny_dataset, n_resamples=100).metrics
+    assert (m["hr@10"], m["ndcg@10"], m["mrr@12"]) == (same["hr@10"], same["ndcg@10"], same["mrr@12"])
+    r = runner.invoke(app, [*args, "--k-max", "13", "--out", str(tmp_path / "deep")])
+    assert r.exit_code == 2 and "rerank depth 12" in r.output and "rerank_depth=13" in r.output
+    assert not (tmp_path / "deep").exists()

@@ -127,6 +127,22 @@ def test_rerank_weight_is_stored_per_mode(run_copy, tiny_dataset):  # noqa: F811
         GenRec.load(run_copy, tiny_dataset, mode="rerank", assist="last-item")
 
 
+def test_bigrec_grounding_takes_its_stored_gamma_and_the_assistant(run_copy, tiny_dataset, monkeypatch):  # noqa: F811
+    from genrec.decoding import free as free_mod
+
+    def gen(model, prompt, beams, k, max_new_tokens, eos_id, pad_id, length_penalty, allowed_fn=None):
+        return [[*rec.codec.item_tokens[4], eos_id]], np.zeros(1)  # the best output: item 4's title
+
+    monkeypatch.setattr(free_mod, "_generate", gen)
+    (run_copy / "assist.json").write_text(json.dumps({"bigrec:popularity": {"weight": 50.0}}))
+    rec = GenRec.load(run_copy, tiny_dataset, mode="free", grounding="bigrec", assist="popularity", beams=2)
+    assert rec.decoding.ground_weight == 50.0 and rec.max_k is None
+    ranked = rec.recommend([[0]], k=15)  # more than the beams: the catalogue is ranked
+    assert ranked.items[0, 0] == 4 and len(set(ranked.items[0].tolist())) == 15 and 0 not in ranked.items[0]
+    plain = GenRec.load(run_copy, tiny_dataset, mode="free", grounding="bigrec", beams=2).recommend([[0]], k=15)
+    assert plain.items[0, 0] == 4 and plain.items[0].tolist() != ranked.items[0].tolist()  # gamma moved popular items up
+
+
 def test_removed_items_cannot_be_candidates(tiny_run, tiny_dataset):  # noqa: F811
     rec = GenRec.load(tiny_run, tiny_dataset, beams=BEAMS)
     rec.remove_items([3])

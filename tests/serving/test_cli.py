@@ -133,7 +133,7 @@ def test_recommend_reranks_the_assistants_candidates_from_flags(tiny_run):
     ("args", "message"),
     [
         (["--assist-weight", "0.5"], "no assistant is"),
-        (["--assist", "popularity", "--decode", "exact"], "beam and rerank decoding only"),
+        (["--assist", "popularity", "--decode", "exact"], "used in beam and rerank decoding"),
         (["--decode", "rerank"], "no assistant is named"),
         (["--decode", "rerank", "--assist", "popularity", "--assist-weight", "0.5", "--rerank-depth", "5", "-k", "6"], "rerank depth"),
         (["--assist", "popularity", "--assist-weight", "1.5"], "assist_weight"),

@@ -124,7 +124,7 @@ def evaluate(
     run: Annotated[Path | None, typer.Option(help="a run folder from `genrec train`: evaluate the fine-tuned LLM")] = None,
     decode: Annotated[str, typer.Option(help="genrec: beam (constrained), exact (best-first top-K), free (the paper's, mapped to items) or rerank (the --assist's top items scored by the model; --set rerank_depth=N)")] = "beam",
     beams: Annotated[int, typer.Option(help="genrec: beam width (>= k)")] = 10,
-    grounding: Annotated[str, typer.Option(help="genrec --decode free: exact (the paper's string match), bm25 or embedding")] = "exact",
+    grounding: Annotated[str, typer.Option(help="genrec --decode free: exact (the paper's string match), bm25 or embedding, or bigrec (the catalogue ranked by distance to the best output; --assist popularity and --set ground_weight=GAMMA tilt it)")] = "exact",
     renormalise: Annotated[bool, typer.Option(help="genrec: score tokens among the catalogue's continuations only")] = False,
     assist: Annotated[str | None, typer.Option(help="genrec --decode beam: fuse an assistant at every step (D3); --decode rerank: the assistant that proposes candidates; sasrec, popularity or last-item")] = None,
     assist_weight: Annotated[float | None, typer.Option(help="genrec: the assistant's weight in [0, 1] (default: the one stored in RUN/assist.json)")] = None,
@@ -211,7 +211,8 @@ def evaluate(
                            **{k: v for k, v in dict(assist=assist, assist_weight=assist_weight).items() if v is not None})
             options.pop("model", None)
             options.pop("seed", None)
-            if k_max is not None and decode in ("beam", "free") and k_max > beams:  # before a model is loaded
+            ranks_all = decode == "free" and grounding == "bigrec"  # the whole catalogue is ranked
+            if k_max is not None and decode in ("beam", "free") and not ranks_all and k_max > beams:  # before a model is loaded
                 raise GenrecError(f"--k-max {k_max} is larger than the beam width {beams}", f"pass --beams {k_max} or a smaller --k-max")
         say = (lambda msg: console.print(f"[dim]{method}:[/] {msg}", highlight=False)) if main else None
         with status(f"preparing {method}") if main else contextlib.nullcontext():

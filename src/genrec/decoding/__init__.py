@@ -7,7 +7,8 @@ recommender uses (the settings, one typed config, are in :mod:`.config`):
   user and its cache shared by the user's beams (:mod:`.beam`);
 * ``exact``: best-first search over the trie, provably the model's top-K (:mod:`.exact`);
 * ``free``: the paper's unconstrained beam search, mapped to items by exact string match
-  or grounded by BM25 / embeddings (:mod:`.free`);
+  or grounded by BM25 / embeddings, or the catalogue ranked by distance to the best
+  output (BIGRec) (:mod:`.free`);
 * ``rerank``: the assistant's top items, each scored by the model and ranked by the
   fused score (:mod:`.rerank`; LlamaRec's two stages).
 
@@ -57,9 +58,10 @@ class Decoder:
     def topk(self, prompts: Sequence[Sequence[int]], k: int, exclude: Sequence[Sequence[int]] | None = None,
              assist=None) -> Ranked:
         """``assist``: per prompt, an assistant's item distribution (fused when the config's
-        assistant weight is above 0; rerank draws its candidates from it at any weight)."""
+        assistant weight is above 0; rerank draws its candidates from it at any weight; the
+        bigrec grounding of free decoding scales distances by it at a positive gamma)."""
         c = self.config
-        if (c.fused_weight > 0 or c.mode == "rerank") and assist is None:
+        if c.uses_assistant and assist is None:
             raise GenrecError("the decoding config uses an assistant, but no item distributions were given", "pass assist= to topk")
         if c.mode == "beam":
             st = BeamStats()
@@ -79,6 +81,7 @@ class Decoder:
                              expand=c.expand, max_expansions=c.max_expansions, pad_id=self.codec.pad_id, stats=st)
             self.last_stats = vars(st)
         else:
-            out = self.free.topk(prompts, k, exclude)
+            out = self.free.topk(prompts, k, exclude, assist=assist if c.uses_assistant else None,
+                                 ground_weight=float(c.ground_weight or 0.0))
             self.last_stats = dict(self.free.last_stats)
         return out

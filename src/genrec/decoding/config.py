@@ -3,8 +3,9 @@
 Every decoding setting lives here, once, with its default, its check and its help text:
 the mode (beam, exact, free, rerank), the beam width, users per forward batch, scoring
 options, free decoding's grounding, exact decoding's search budget, and the text-free
-assistant: fused into beam search at every step (D3), or proposing the candidates that
-the language model scores in rerank mode (LlamaRec's two stages). ``Decoder``,
+assistant: fused into beam search at every step (D3), proposing the candidates that
+the language model scores in rerank mode (LlamaRec's two stages), or tilting free
+decoding's bigrec grounding towards what it finds likely (BIGRec). ``Decoder``,
 ``GenRec``, ``genrec.Recommender``, the CLI and the HTTP service all take a
 :class:`DecodingConfig`; it is frozen (hashable), so a recommender keeps one decoder per
 config and a request may ask for another one.
@@ -23,7 +24,7 @@ from ..config import Config, _format_errors
 from ..errors import ConfigError
 
 Mode = Literal["beam", "exact", "free", "rerank"]
-Grounding = Literal["exact", "bm25", "embedding"]
+Grounding = Literal["exact", "bm25", "embedding", "bigrec"]
 AssistKind = Literal["sasrec", "popularity", "last-item"]
 MODES: tuple[str, ...] = get_args(Mode)
 #: the modes that use an assistant (rerank needs one)
@@ -40,7 +41,8 @@ class DecodingConfig(Config):
     renormalise: bool = Field(False, description="score each token among the catalogue's continuations only")
     max_expansions: int = Field(2000, ge=1, description="exact: search budget, trie nodes expanded per user")
     expand: int = Field(16, ge=1, description="exact: trie nodes expanded per user per forward pass")
-    grounding: Grounding = Field("exact", description="free: map generated text to items by exact title match (the paper's), bm25 or embedding")
+    grounding: Grounding = Field("exact", description="free: map generated text to items by exact title match (the paper's), bm25 or embedding, or rank the whole catalogue by its distance to the best output (bigrec)")
+    ground_weight: float | None = Field(None, ge=0, description="free with grounding=bigrec: BIGRec's gamma, distances scaled by (1 + P)^-gamma with P the assistant's min-max normalised probability (default: the gamma chosen on validation and stored with the run; 0 without an assistant)")
     rerank_depth: int = Field(20, ge=1, description="rerank: how many of the assistant's top items the model scores (LlamaRec ranks 20); k may not exceed it")
     assist: AssistKind | None = Field(None, description="beam: an assistant fused at every step (D3); rerank: the assistant that proposes the candidates (required); sasrec, popularity or last-item (BM25 on the last title)")
     assist_weight: float | None = Field(None, ge=0, le=1, description="assistant weight w: score (1-w) log p_LM + w log p_assist (default: the weight chosen on validation and stored with the run)")
@@ -57,9 +59,17 @@ class DecodingConfig(Config):
 
     @model_validator(mode="after")
     def _consistent(self) -> DecodingConfig:
-        if self.assist is not None and self.mode not in ASSISTED:
-            raise ValueError(f"an assistant is fused in beam and rerank decoding only, not in {self.mode} decoding: "
+        bigrec = self.mode == "free" and self.grounding == "bigrec"
+        if self.assist is not None and self.mode not in ASSISTED and not bigrec:
+            raise ValueError(f"an assistant is used in beam and rerank decoding (and by free decoding's bigrec grounding) only, "
+                             f"not in {self.mode} decoding{' with ' + self.grounding + ' grounding' if self.mode == 'free' else ''}: "
                              "use mode=beam or mode=rerank with an assistant, or drop the assistant")
+        if self.mode == "free" and self.assist_weight not in (None, 0.0):
+            raise ValueError("assist_weight is the fusion weight of beam and rerank decoding; free decoding's bigrec grounding "
+                             "takes ground_weight (BIGRec's gamma)")
+        if self.ground_weight not in (None, 0.0) and not (bigrec and self.assist is not None):
+            raise ValueError("ground_weight (BIGRec's gamma) scales distances by an assistant's probabilities: it needs "
+                             "mode=free, grounding=bigrec and assist=popularity (BIGRec's) or sasrec")
         if self.mode == "rerank" and self.renormalise:
             raise ValueError("renormalise scores each token among the whole catalogue's continuations, which rerank "
                              "decoding does not search: drop renormalise, or use mode=beam")
@@ -88,17 +98,31 @@ class DecodingConfig(Config):
         run's stored one for the new mode."""
         check_mode(mode)
         data = {**self.model_dump(), "mode": mode}
-        if mode not in ASSISTED:
-            data.update(assist=None, assist_weight=None)
-        elif mode != self.mode:
+        if mode == "free" and data["grounding"] == "bigrec":
             data.update(assist_weight=None)
+        elif mode not in ASSISTED:
+            data.update(assist=None, assist_weight=None, ground_weight=None)
+        elif mode != self.mode:
+            data.update(assist_weight=None, ground_weight=None)
         return type(self).build(data)
 
     @property
     def fused_weight(self) -> float:
         """The assistant's weight in the fused score of beam search and rerank (0: the
         language model alone)."""
-        return float(self.assist_weight or 0.0) if self.assist is not None else 0.0
+        return float(self.assist_weight or 0.0) if self.assist is not None and self.mode in ASSISTED else 0.0
+
+    @property
+    def uses_assistant(self) -> bool:
+        """Whether decoding with this config reads the assistant's item distributions: beam
+        search at a positive weight, rerank always, bigrec grounding at a positive gamma."""
+        if self.assist is None:
+            return False
+        if self.mode == "rerank":
+            return True
+        if self.mode == "free":
+            return self.grounding == "bigrec" and (self.ground_weight or 0.0) > 0
+        return self.fused_weight > 0
 
     def describe(self) -> dict:
         """The settings that apply to this mode (as recorded in metrics.json and /info)."""
@@ -110,10 +134,18 @@ class DecodingConfig(Config):
             d.pop("expand")
         if self.mode != "rerank":
             d.pop("rerank_depth")
-        if self.assist is None:
+        if not (self.mode == "free" and self.grounding == "bigrec"):
+            d.pop("ground_weight")
+        if self.assist is None or self.mode == "free":
             d.pop("assist_weight")
+        if self.assist is None:
             d.pop("assist_minutes")
         return d
+
+
+def is_bigrec(config: DecodingConfig) -> bool:
+    """Free decoding with BIGRec's grounding: the whole catalogue ranked, k not limited by the beams."""
+    return config.mode == "free" and config.grounding == "bigrec"
 
 
 def check_mode(mode: str) -> Mode:

@@ -10,6 +10,14 @@ reports how often that happens and offers two ways to ground it:
   title are embedded with the backbone itself (mean of the last hidden states over
   the text's tokens) and the nearest title by cosine similarity is taken. Title
   embeddings are computed once per decoder.
+* ``bigrec``: BIGRec's ranking: the best output alone is embedded, and the whole
+  catalogue is ranked by ``(1 + P)^-gamma * D``, with ``D`` the L2 distance of each title's
+  embedding to it, min-max normalised per user, and ``P`` an assistant's probability of
+  each item (BIGRec's: popularity; or SASRec's), min-max normalised per user, so that
+  ``gamma`` (``ground_weight``, chosen on validation) moves likely items closer. With
+  ``gamma = 0`` (or no assistant) it is the nearest titles in order. BIGRec embeds with
+  the last token's hidden state of its own model; here the same mean-pooled, normalised
+  embedding as ``embedding`` is used (on unit vectors L2 distance orders as cosine).
 
 In ``exact`` mode an output that is not a title is INVALID and a repeated or excluded
 title is NO_ITEM (it is not a new recommendation); grounding instead assigns each
@@ -30,7 +38,7 @@ import torch
 
 from ..data.catalogue import clean_title
 from ..errors import GenrecError
-from ..ranking import INVALID, NO_ITEM, Ranked
+from ..ranking import INVALID, NO_ITEM, Ranked, top_k_from_scores
 from . import _lm
 from .config import Grounding
 from .trie import Trie
@@ -103,13 +111,24 @@ def hf_beam_topk(model, trie: Trie, prompts: Sequence[Sequence[int]], k: int, be
     return Ranked(items, scores)
 
 
+def bigrec_scores(dist: np.ndarray, assist: np.ndarray | None, gamma: float) -> np.ndarray:
+    """BIGRec's ``(1 + P)^-gamma * D`` (lower is better): ``dist`` is D, (users, items) in
+    [0, 1]; ``P`` the assistant's probabilities min-max normalised per user."""
+    if assist is None or gamma == 0:
+        return dist
+    assist = np.asarray(assist, dtype=np.float64)
+    lo, hi = assist.min(axis=1, keepdims=True), assist.max(axis=1, keepdims=True)
+    p = (assist - lo) / np.where(hi > lo, hi - lo, 1.0)
+    return np.power(1.0 + p, -gamma) * dist
+
+
 class FreeDecoder:
     """Unconstrained beam search (the paper's decoding) mapped to catalogue items."""
 
     def __init__(self, model, codec, beams: int = 10, grounding: Grounding = "exact",
                  max_new_tokens: int | None = None, length_penalty: float = 1.0, embed_batch: int = 64):
-        if grounding not in ("exact", "bm25", "embedding"):
-            raise GenrecError(f"unknown grounding {grounding!r}", "use exact, bm25 or embedding")
+        if grounding not in ("exact", "bm25", "embedding", "bigrec"):
+            raise GenrecError(f"unknown grounding {grounding!r}", "use exact, bm25, embedding or bigrec")
         self.model, self.codec, self.beams, self.grounding = model, codec, beams, grounding
         self.max_new_tokens = max_new_tokens or (max((len(x) for x in codec.item_tokens), default=0) + 1)
         self.length_penalty = length_penalty  # Hugging Face's default, as the paper ran it
@@ -172,9 +191,49 @@ class FreeDecoder:
 
     # ---------------------------------------------------------------- decoding
 
-    def topk(self, prompts: Sequence[Sequence[int]], k: int, exclude: Sequence[Sequence[int]] | None = None) -> Ranked:
-        if self.beams < k:
+    def bigrec_distances(self, token_lists: Sequence[Sequence[int]]) -> np.ndarray:
+        """``D`` of the bigrec grounding: per output, every title's L2 distance to it,
+        min-max normalised to [0, 1] over the catalogue."""
+        dist = torch.cdist(self._embed(token_lists).double(), self.title_embeddings().double()).numpy()
+        lo, hi = dist.min(axis=1, keepdims=True), dist.max(axis=1, keepdims=True)
+        return (dist - lo) / np.where(hi > lo, hi - lo, 1.0)
+
+    def best_outputs(self, prompts: Sequence[Sequence[int]]) -> list[list[int]]:
+        """The best beam's tokens (without EOS) per prompt, as the bigrec grounding embeds
+        them; ``last_texts`` and ``last_stats`` describe them."""
+        eos = self.codec.eos_id
+        best, texts = [], []
+        for prompt in prompts:
+            with torch.inference_mode():
+                seqs, _ = _generate(self.model, prompt, self.beams, 1, self.max_new_tokens, eos, self.codec.pad_id,
+                                    self.length_penalty)
+            best.append(seqs[0][:-1] if seqs[0] and seqs[0][-1] == eos else seqs[0])
+            texts.append(clean_title(self.codec.tokenizer.decode(best[-1], skip_special_tokens=True)) or "")
+        self.last_texts = [[t] for t in texts]
+        n_invalid = sum(1 for t in texts if t not in self._index)
+        self.last_stats = {"outputs": len(texts), "not_in_catalogue": n_invalid,
+                           "invalid_share": n_invalid / len(texts) if texts else 0.0}
+        return best
+
+    def _bigrec_topk(self, prompts, k: int, exclude, assist, gamma: float) -> Ranked:
+        scores = -bigrec_scores(self.bigrec_distances(self.best_outputs(prompts)), assist, gamma)  # higher is better
+        return top_k_from_scores(scores, k, exclude=exclude)
+
+    def topk(self, prompts: Sequence[Sequence[int]], k: int, exclude: Sequence[Sequence[int]] | None = None,
+             assist: np.ndarray | None = None, ground_weight: float = 0.0) -> Ranked:
+        """``assist`` and ``ground_weight`` (gamma) are the bigrec grounding's (module doc),
+        which ranks the whole catalogue, so its k is not limited by the beam width."""
+        if self.beams < k and self.grounding != "bigrec":
             raise GenrecError(f"beam width {self.beams} must be at least k ({k})", f"use beams >= {k}")
+        if self.grounding == "bigrec":
+            if ground_weight < 0:
+                raise GenrecError(f"ground_weight={ground_weight} is negative", "use gamma >= 0 (0: distance alone)")
+            if ground_weight > 0:
+                assist = _lm.check_assist(assist, len(prompts), len(self.codec), 0.0)
+                if assist is None:
+                    raise GenrecError("ground_weight scales distances by an assistant's probabilities, but none were given",
+                                      "pass assist= (one row of item probabilities per prompt), or ground_weight=0")
+            return self._bigrec_topk(prompts, k, exclude, assist, ground_weight)
         eos = self.codec.eos_id
         items = np.full((len(prompts), k), NO_ITEM, dtype=np.int64)
         scores = np.full((len(prompts), k), -np.inf)

@@ -91,14 +91,15 @@ class Assistant:
 
 def weight_key(kind: str, mode: str = "beam") -> str:
     """The entry of ``assist.json`` for an assistant in a decoding mode: the kind for beam
-    search (as runs have always stored it), ``rerank:<kind>`` for rerank decoding."""
+    search (as runs have always stored it), ``rerank:<kind>`` for rerank decoding,
+    ``bigrec:<kind>`` for free decoding's bigrec grounding (its gamma)."""
     return kind if mode == "beam" else f"{mode}:{kind}"
 
 
 def stored_weight(run_path: Path, kind: str, mode: str = "beam") -> float:
     """The assistant weight chosen on validation for this run and decoding mode (``assist.json``)."""
     path = Path(run_path) / WEIGHTS_FILE
-    command = f"python bench/assist_weight.py DATASET --run {run_path} --assist {kind}" + (" --mode rerank" if mode == "rerank" else "")
+    command = f"python bench/assist_weight.py DATASET --run {run_path} --assist {kind}" + (f" --mode {mode}" if mode != "beam" else "")
     if not path.is_file():
         raise GenrecError(
             f"no assistant weight is stored with the run in {run_path}",

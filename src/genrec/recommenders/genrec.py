@@ -48,7 +48,7 @@ import numpy as np
 
 from ..data.dataset import Dataset
 from ..data.live_catalogue import DuplicateItemError, LiveCatalogue
-from ..decoding.config import DecodingConfig, check_mode
+from ..decoding.config import ASSISTED, DecodingConfig, check_mode, is_bigrec
 from ..errors import GenrecError
 from ..ranking import NO_ITEM, Ranked
 from .base import Candidates, IndexRecommender, candidate_lists, rank_lists
@@ -198,12 +198,14 @@ class GenRec(IndexRecommender):
             raise GenrecError("free decoding writes text, but this run writes items as item tokens", "use --decode beam or exact")
 
     def resolve(self, decoding: DecodingConfig) -> DecodingConfig:
-        """`decoding` with what it leaves to the run filled in: the assistant's weight
-        (the one chosen on validation and stored with the run)."""
-        if decoding.assist is not None and decoding.assist_weight is None:
-            from .assist import stored_weight
+        """`decoding` with what it leaves to the run filled in: the assistant's weight, or
+        bigrec grounding's gamma (the one chosen on validation and stored with the run)."""
+        from .assist import stored_weight
 
+        if decoding.assist is not None and decoding.mode in ASSISTED and decoding.assist_weight is None:
             decoding = DecodingConfig.of(decoding, assist_weight=stored_weight(self.run_dir, decoding.assist, decoding.mode))
+        if is_bigrec(decoding) and decoding.assist is not None and decoding.ground_weight is None:
+            decoding = DecodingConfig.of(decoding, ground_weight=stored_weight(self.run_dir, decoding.assist, "bigrec"))
         return decoding
 
     def decoder_for(self, decoding: DecodingConfig):
@@ -221,9 +223,10 @@ class GenRec(IndexRecommender):
         return decoder
 
     def _assistant(self, decoding: DecodingConfig):
-        """The assistant `decoding` uses: the one rerank draws its candidates from, or the
-        one beam search fuses (None at weight 0 there: it would change nothing)."""
-        if decoding.assist is None or (decoding.mode != "rerank" and decoding.fused_weight <= 0):
+        """The assistant `decoding` uses: the one rerank draws its candidates from, the one
+        beam search fuses or bigrec grounding scales distances by (None at weight 0 there:
+        it would change nothing)."""
+        if not decoding.uses_assistant:
             return None
         if decoding.assist not in self._assistants:
             from .assist import Assistant
@@ -250,6 +253,8 @@ class GenRec(IndexRecommender):
         candidates drawn in rerank decoding; exact decoding ranks any k."""
         if self.decoding.mode == "rerank":
             return self.decoding.rerank_depth
+        if is_bigrec(self.decoding):  # the whole catalogue is ranked
+            return None
         return self.decoding.beams if self.decoding.mode in ("beam", "free") else None
 
     def _require_loaded(self) -> None:
@@ -270,7 +275,7 @@ class GenRec(IndexRecommender):
         decoding = self.resolve(decoding) if decoding is not None else self.decoding
         if candidates is not None:
             return self._rank_candidates(histories, k, exclude_seen, decoding, candidates)
-        if decoding.mode in ("beam", "free") and k > decoding.beams:
+        if decoding.mode in ("beam", "free") and not is_bigrec(decoding) and k > decoding.beams:
             raise GenrecError(f"beam width {decoding.beams} must be at least k ({k})", f"use beams >= {k} or ask for fewer items")
         if decoding.mode == "rerank" and k > decoding.rerank_depth:
             raise GenrecError(f"rerank depth {decoding.rerank_depth} must be at least k ({k})",
