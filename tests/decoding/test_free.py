@@ -1,9 +1,10 @@
-"""Free decoding (the paper's): exact-match mapping, BM25 and embedding grounding."""
+"""Free decoding (the paper's): exact-match mapping, BM25, embedding and BIGRec grounding."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from genrec.decoding import Decoder, FreeDecoder
 from genrec.decoding import free as free_mod
@@ -121,3 +122,12 @@ def test_bigrec_settings_are_checked():
     # switching modes leaves the assistant where bigrec grounding keeps it, and drops gamma elsewhere
     assert config.with_mode("beam").ground_weight is None and config.with_mode("beam").assist == "popularity"
     assert DecodingConfig(mode="beam", assist="popularity", grounding="bigrec").with_mode("free").assist == "popularity"
+
+
+def test_embeddings_come_back_in_the_given_order(tiny, codec):
+    # batched by length (little padding), returned in order: each row as if embedded alone
+    dec = FreeDecoder(tiny.model, codec, grounding="embedding", embed_batch=3)
+    lists = [codec.item_tokens[i] for i in (20, 2, 30, 11, 0, 28, 7)]
+    together = dec._embed(lists)
+    for row, tokens in zip(together, lists, strict=True):
+        torch.testing.assert_close(row, dec._embed([tokens])[0], atol=1e-5, rtol=1e-5)

@@ -139,8 +139,13 @@ def test_bigrec_grounding_takes_its_stored_gamma_and_the_assistant(run_copy, tin
     assert rec.decoding.ground_weight == 50.0 and rec.max_k is None
     ranked = rec.recommend([[0]], k=15)  # more than the beams: the catalogue is ranked
     assert ranked.items[0, 0] == 4 and len(set(ranked.items[0].tolist())) == 15 and 0 not in ranked.items[0]
-    plain = GenRec.load(run_copy, tiny_dataset, mode="free", grounding="bigrec", beams=2).recommend([[0]], k=15)
-    assert plain.items[0, 0] == 4 and plain.items[0].tolist() != ranked.items[0].tolist()  # gamma moved popular items up
+    plain = GenRec.load(run_copy, tiny_dataset, mode="free", grounding="bigrec", beams=2)
+    listed = plain.recommend([[0]], k=15)
+    assert listed.items[0, 0] == 4 and listed.items[0].tolist() != ranked.items[0].tolist()  # gamma moved popular items up
+    plain.remove_items([4, int(listed.items[0, 1])])  # removed items are never ranked: the list is still full
+    after = plain.recommend([[0]], k=15)
+    assert after.items[0].tolist() == [i for i in listed.items[0].tolist() if i not in (4, listed.items[0, 1])] + after.items[0, 13:].tolist()
+    assert (after.items[0] >= 0).all()
 
 
 def test_removed_items_cannot_be_candidates(tiny_run, tiny_dataset):  # noqa: F811

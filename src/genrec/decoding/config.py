@@ -44,7 +44,7 @@ class DecodingConfig(Config):
     grounding: Grounding = Field("exact", description="free: map generated text to items by exact title match (the paper's), bm25 or embedding, or rank the whole catalogue by its distance to the best output (bigrec)")
     ground_weight: float | None = Field(None, ge=0, description="free with grounding=bigrec: BIGRec's gamma, distances scaled by (1 + P)^-gamma with P the assistant's min-max normalised probability (default: the gamma chosen on validation and stored with the run; 0 without an assistant)")
     rerank_depth: int = Field(20, ge=1, description="rerank: how many of the assistant's top items the model scores (LlamaRec ranks 20); k may not exceed it")
-    assist: AssistKind | None = Field(None, description="beam: an assistant fused at every step (D3); rerank: the assistant that proposes the candidates (required); sasrec, popularity or last-item (BM25 on the last title)")
+    assist: AssistKind | None = Field(None, description="beam: an assistant fused at every step (D3); rerank: the assistant that proposes the candidates (required); free with grounding=bigrec: the probabilities P that tilt the distances; sasrec, popularity or last-item (BM25 on the last title)")
     assist_weight: float | None = Field(None, ge=0, le=1, description="assistant weight w: score (1-w) log p_LM + w log p_assist (default: the weight chosen on validation and stored with the run)")
     assist_minutes: float = Field(5.0, gt=0, description="training budget of the SASRec assistant when the run has none stored")
 
@@ -94,8 +94,8 @@ class DecodingConfig(Config):
 
     def with_mode(self, mode: str) -> DecodingConfig:
         """This config in another mode; the assistant, used in beam and rerank decoding
-        only, is left out of the others, and its weight, chosen per mode, is left to the
-        run's stored one for the new mode."""
+        and by free decoding's bigrec grounding only, is left out of the others, and its
+        weight, chosen per mode, is left to the run's stored one for the new mode."""
         check_mode(mode)
         data = {**self.model_dump(), "mode": mode}
         if mode == "free" and data["grounding"] == "bigrec":

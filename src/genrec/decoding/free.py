@@ -152,18 +152,24 @@ class FreeDecoder:
         return self._bm25
 
     def _embed(self, token_lists: Sequence[Sequence[int]]) -> torch.Tensor:
-        """Mean-pooled last hidden states, L2-normalised, one row per token list."""
+        """Mean-pooled last hidden states, L2-normalised, one row per token list (batched
+        by length, so a batch holds little padding; rows come back in the given order)."""
+        order = np.argsort([len(t) for t in token_lists], kind="stable")
         rows = []
         with torch.inference_mode():
-            for lo in range(0, len(token_lists), self.embed_batch):
-                chunk = [list(t) or [self.codec.pad_id] for t in token_lists[lo:lo + self.embed_batch]]
+            for lo in range(0, len(order), self.embed_batch):
+                chunk = [list(token_lists[i]) or [self.codec.pad_id] for i in order[lo:lo + self.embed_batch]]
                 ids, mask, _ = _lm.left_pad(chunk, self.codec.pad_id, _lm.model_device(self.model))
                 positions = (mask.cumsum(1) - 1).clamp(min=0)
                 out = _lm.forward(self.model, ids, mask, positions, hidden=True)
                 h = out.hidden_states[-1].float()
                 m = mask.unsqueeze(-1).float()
                 rows.append(torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=-1).cpu())
-        return torch.cat(rows) if rows else torch.zeros(0, 1)
+        if not rows:
+            return torch.zeros(0, 1)
+        out = torch.empty_like(torch.cat(rows))
+        out[torch.as_tensor(order)] = torch.cat(rows)
+        return out
 
     def title_embeddings(self) -> torch.Tensor:
         if self._title_emb is None:

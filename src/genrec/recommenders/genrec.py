@@ -284,6 +284,9 @@ class GenRec(IndexRecommender):
         decoder = self.decoder_for(decoding)
         prompts = [self.prompt_ids(h) for h in histories]
         exclude = [sorted(set(int(i) for i in h)) for h in histories] if exclude_seen else None
+        if is_bigrec(decoding) and self.catalogue.removed:  # it ranks the whole catalogue: never a removed item
+            removed = self.catalogue.removed
+            exclude = [sorted(set(e) | removed) for e in exclude] if exclude is not None else [sorted(removed)] * len(histories)
         assistant = self._assistant(decoding)
         assist = assistant.distribution(histories, len(self.codec)) if assistant is not None else None
         ranked = decoder.topk(prompts, k, exclude, assist=assist)
