@@ -59,7 +59,7 @@ from .data.live_catalogue import (
     LiveCatalogue,
     fingerprint,
 )
-from .decoding.config import MODES, DecodingConfig, check_mode, is_bigrec
+from .decoding.config import MODES, DecodingConfig, check_mode
 from .decoding.config import Mode as DecodeMode
 from .errors import GenrecError, UnknownItemError
 from .ranking import INVALID
@@ -381,15 +381,15 @@ class Recommender:
         n = len(self)
         if k > n:
             raise GenrecError(f"k={k} is larger than the catalogue ({n} items)", f"ask for at most {n} items")
-        if decoding.mode in ("beam", "free") and not is_bigrec(decoding) and k > decoding.beams:
+        if decoding.max_k is not None and k > decoding.max_k:
+            if decoding.mode == "rerank":
+                raise GenrecError(
+                    f"k={k} is larger than the rerank depth ({decoding.rerank_depth}): rerank decoding ranks only the assistant's top items",
+                    f"ask for at most {decoding.rerank_depth} items, or load with rerank_depth >= {k}",
+                )
             raise GenrecError(
                 f"k={k} is larger than the beam width ({decoding.beams}) of {decoding.mode} decoding",
                 f"ask for at most {decoding.beams} items, load with beams >= {k}, or use decode='exact'",
-            )
-        if decoding.mode == "rerank" and k > decoding.rerank_depth:
-            raise GenrecError(
-                f"k={k} is larger than the rerank depth ({decoding.rerank_depth}): rerank decoding ranks only the assistant's top items",
-                f"ask for at most {decoding.rerank_depth} items, or load with rerank_depth >= {k}",
             )
         return decoding
 

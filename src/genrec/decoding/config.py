@@ -113,6 +113,17 @@ class DecodingConfig(Config):
         return float(self.assist_weight or 0.0) if self.assist is not None and self.mode in ASSISTED else 0.0
 
     @property
+    def max_k(self) -> int | None:
+        """The most items one list may hold in this mode: the beam width of beam and free
+        decoding, the rerank depth; None where the whole catalogue is ranked (exact
+        decoding, free decoding's bigrec grounding)."""
+        if self.mode == "rerank":
+            return self.rerank_depth
+        if self.mode == "beam" or (self.mode == "free" and self.grounding != "bigrec"):
+            return self.beams
+        return None
+
+    @property
     def uses_assistant(self) -> bool:
         """Whether decoding with this config reads the assistant's item distributions: beam
         search at a positive weight, rerank always, bigrec grounding at a positive gamma."""

@@ -167,8 +167,9 @@ class FreeDecoder:
                 rows.append(torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=-1).cpu())
         if not rows:
             return torch.zeros(0, 1)
-        out = torch.empty_like(torch.cat(rows))
-        out[torch.as_tensor(order)] = torch.cat(rows)
+        sorted_rows = torch.cat(rows)
+        out = torch.empty_like(sorted_rows)
+        out[torch.as_tensor(order)] = sorted_rows
         return out
 
     def title_embeddings(self) -> torch.Tensor:

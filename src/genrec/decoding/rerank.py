@@ -58,7 +58,8 @@ def fused_scores(items: np.ndarray, lm: np.ndarray | None, assist_row: np.ndarra
     normalised over the `allowed` items (``lm`` may be None at ``w = 1``)."""
     if not items.size:
         return np.zeros(0)
-    log_assist = np.log(assist_row[items]) - np.log(assist_row[allowed].sum())
+    with np.errstate(divide="ignore"):  # an item without mass scores -inf (given candidates may have none)
+        log_assist = np.log(assist_row[items]) - np.log(assist_row[allowed].sum())
     if weight >= 1.0:
         return log_assist
     return lm if weight == 0.0 else (1.0 - weight) * lm + weight * log_assist

@@ -251,11 +251,7 @@ class GenRec(IndexRecommender):
     def max_k(self) -> int | None:
         """The beam width in beam and free decoding (the contract's beam-width rule), the
         candidates drawn in rerank decoding; exact decoding ranks any k."""
-        if self.decoding.mode == "rerank":
-            return self.decoding.rerank_depth
-        if is_bigrec(self.decoding):  # the whole catalogue is ranked
-            return None
-        return self.decoding.beams if self.decoding.mode in ("beam", "free") else None
+        return self.decoding.max_k
 
     def _require_loaded(self) -> None:
         if not self._loaded:
@@ -275,11 +271,11 @@ class GenRec(IndexRecommender):
         decoding = self.resolve(decoding) if decoding is not None else self.decoding
         if candidates is not None:
             return self._rank_candidates(histories, k, exclude_seen, decoding, candidates)
-        if decoding.mode in ("beam", "free") and not is_bigrec(decoding) and k > decoding.beams:
+        if decoding.max_k is not None and k > decoding.max_k:
+            if decoding.mode == "rerank":
+                raise GenrecError(f"rerank depth {decoding.rerank_depth} must be at least k ({k})",
+                                  f"use rerank_depth >= {k} or ask for fewer items")
             raise GenrecError(f"beam width {decoding.beams} must be at least k ({k})", f"use beams >= {k} or ask for fewer items")
-        if decoding.mode == "rerank" and k > decoding.rerank_depth:
-            raise GenrecError(f"rerank depth {decoding.rerank_depth} must be at least k ({k})",
-                              f"use rerank_depth >= {k} or ask for fewer items")
         self._check_histories(histories)
         decoder = self.decoder_for(decoding)
         prompts = [self.prompt_ids(h) for h in histories]
@@ -344,6 +340,7 @@ class GenRec(IndexRecommender):
                      decoding: DecodingConfig) -> list[np.ndarray]:
         """Per history, the scores of its candidates (checked catalogue indices)."""
         from ..decoding.exact import score_items
+        from ..decoding.rerank import fused_scores
 
         if decoding.mode == "beam" and decoding.renormalise:
             raise GenrecError("renormalise scores each token among the whole catalogue's continuations, which "
@@ -351,7 +348,7 @@ class GenRec(IndexRecommender):
         self._check_fits(decoding)
         assistant = self._assistant(decoding)
         assist = assistant.distribution(histories, len(self.codec)) if assistant is not None else None
-        w = decoding.fused_weight
+        w = decoding.fused_weight if assist is not None else 0.0
         live = np.ones(len(self.codec), dtype=bool)
         live[sorted(self.catalogue.removed)] = False  # the assistant's mass is normalised over live items
         out = []
@@ -360,10 +357,9 @@ class GenRec(IndexRecommender):
             if not unique.size:
                 out.append(np.zeros(0))
                 continue
-            scores = score_items(self.model, self.codec, self.prompt_ids(history), unique.tolist())
-            if assist is not None:
-                with np.errstate(divide="ignore"):
-                    scores = (1.0 - w) * scores + w * np.log(assist[u, unique] / assist[u, live].sum())
+            scores = score_items(self.model, self.codec, self.prompt_ids(history), unique.tolist()) if w < 1.0 else None
+            if w > 0:  # the same per-item fusion as rerank decoding
+                scores = fused_scores(unique, scores, assist[u], live, w)
             if decoding.mode == "beam" and decoding.length_normalise:
                 scores = scores / np.array([len(self.codec.response_ids(int(i))) for i in unique])
             out.append(scores[where])
