@@ -58,6 +58,12 @@ VARIANTS: dict[str, tuple] = {
     # reads long histories), 16 chunks a step
     "item-token-l10-h50": ("cpu-titles", {"finetune": "full", "item_repr": "item-token", "template": "tokens", "lr": 3e-4,
                                    "schedule": "constant", "batch_size": 16, "effective_batch": 16, "num_layers": 10}, 50),
+    # item-token-l10 on whole training sequences: each user's training part packed into runs
+    # of up to cutoff_len (256) tokens, every item a target, histories of up to 250 items at
+    # validation and inference too; 8 runs a step (about as many tokens as 64 chunks)
+    "item-token-l10-seq": ("cpu-titles", {"finetune": "full", "item_repr": "item-token", "template": "tokens", "lr": 3e-4,
+                                   "schedule": "constant", "windows": "sequences", "batch_size": 8, "effective_batch": 8,
+                                   "num_layers": 10}, 250),
 }
 
 

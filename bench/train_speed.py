@@ -71,7 +71,7 @@ def run_genrec(args) -> dict:
     torch.set_num_threads(args.threads)
     ds, tr, _ = slice_examples(args.data, args.examples, COMMON["seed"])
     chosen = [Example(f"{u}:{p}", h, t) for u, h, t, p in tr.select("user_id", "history", "target", "position").iter_rows()]
-    loop.build_examples = lambda ds, cfg: chosen  # train on exactly the slice
+    loop.build_examples = lambda ds, cfg, *_: chosen  # train on exactly the slice
     cfg = TrainConfig.build({
         "backbone": args.backbone, "template": "alpaca", "serialisation": "lines", "loss_on": "response",
         "lora": {"r": COMMON["r"], "alpha": COMMON["alpha"], "dropout": 0.0, "target_modules": COMMON["targets"]},

@@ -63,11 +63,55 @@ def test_windows(bundled_dir):
         assert mine[-1].target == train[-1]
 
 
+def ten_tokens_an_item(e) -> int:
+    return 10 * (len(e.history) + 1)
+
+
+@pytest.mark.parametrize(("cutoff", "cap"), [(60, 10), (200, 4), (250, 50)])
+def test_sequences_pack_each_users_training_part_into_the_longest_runs_that_fit(bundled_dir, cutoff, cap):
+    ds = Dataset(bundled_dir)
+    seqs = ds.sequences
+    assert ds.manifest["max_history"] >= 10
+    cfg = TrainConfig.build({"windows": "sequences", "loss_on": "items", "max_users": 8, "cutoff_len": cutoff, "max_history": cap})
+    runs = build_examples(ds, cfg, ten_tokens_an_item)
+    size = min(cutoff // 10, min(cap, ds.manifest["max_history"]) + 1)  # items a run may hold
+    users = {e.key.split(":")[0] for e in runs}
+    assert len(users) == 8
+    for uid in users:
+        u = seqs.user_ids.index(uid)
+        train = seqs.items[seqs.offsets[u] : seqs.offsets[u] + seqs.n_train[u]].tolist()
+        mine = [e for e in runs if e.key.split(":")[0] == uid]
+        flat = [x for e in mine for x in e.history + [e.target]]
+        # the runs tile the whole training part, oldest first, without overlap
+        assert flat == train[len(train) - len(flat) :] and len(train) - len(flat) <= 1
+        assert mine[-1].target == train[-1]
+        # every run fits and is as long as the cutoff and the cap allow: only the oldest is shorter
+        assert all(ten_tokens_an_item(e) <= cutoff and len(e.history) + 1 <= size for e in mine)
+        assert all(len(e.history) + 1 == size for e in mine[1:])
+        # keys: the target's position in the user's sequence
+        assert [int(e.key.split(":")[1]) for e in mine] == list(np.cumsum([len(e.history) + 1 for e in mine]) - 1 + len(train) - len(flat))
+
+
+def test_sequences_keep_two_items_when_even_those_overrun_the_cutoff(bundled_dir):
+    ds = Dataset(bundled_dir)
+    cfg = TrainConfig.build({"windows": "sequences", "loss_on": "items", "max_users": 3, "cutoff_len": 16})
+    runs = build_examples(ds, cfg, lambda e: 100 * (len(e.history) + 1))
+    assert runs and all(len(e.history) == 1 for e in runs)  # the cutoff then cuts them, as it cuts a chunk
+
+
+def test_sequences_need_a_length_and_every_item_as_a_target(bundled_dir):
+    with pytest.raises(ValueError, match="pass `length`"):
+        build_examples(Dataset(bundled_dir), TrainConfig.build({"windows": "sequences", "loss_on": "items"}))
+    with pytest.raises(ConfigError, match="windows=sequences .* needs loss_on=items"):
+        TrainConfig.build({"windows": "sequences", "loss_on": "response"})
+
+
 def test_training_examples_never_reach_validation_or_test(bundled_dir):
     ds = Dataset(bundled_dir)
     seqs = ds.sequences
-    for windows in ("all", "chunks", "recent"):
-        for e in build_examples(ds, TrainConfig.build({"windows": windows, "max_users": 30})):
+    for windows in ("all", "chunks", "recent", "sequences"):
+        over = {"loss_on": "items"} if windows == "sequences" else {}
+        for e in build_examples(ds, TrainConfig.build({"windows": windows, "max_users": 30, **over}), ten_tokens_an_item):
             uid, pos = e.key.split(":")
             u = seqs.user_ids.index(uid)
             assert int(pos) < seqs.n_train[u]

@@ -3,6 +3,8 @@ model the same token ids for the same history, capped and cut to ``cutoff_len`` 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from genrec.model.backbone import load_backbone
@@ -79,3 +81,38 @@ def test_the_cap_is_the_runs_never_above_the_datasets():
     assert history_cap(None, 10) == 10
     assert history_cap(3, 10) == 3
     assert history_cap(50, 10) == 10
+
+
+def test_sequences_are_packed_up_to_the_cutoff_and_train_every_item(tiny_dataset, tmp_path):
+    """windows=sequences: each run is as long as ``cutoff_len`` allows, no item of a run is
+    cut off, every item of it is labelled, and the loop trains on them."""
+    ds = tiny_dataset
+    cutoff = 96
+    cfg = TrainConfig.build({
+        "backbone": "tiny-random-llama", "template": "compact", "windows": "sequences", "loss_on": "items",
+        "cutoff_len": cutoff, "max_steps": 2, "batch_size": 2, "effective_batch": 4, "warmup_steps": 0,
+        "save_every": None, "eval_decode": False,
+    })
+    codec = Codec(load_backbone("tiny-random-llama").tokenizer, ds.catalogue.titles)
+    prompts = PromptBuilder.for_run(codec, ds, cfg)
+    encoder = Encoder(prompts, cfg.loss_on)
+    runs = build_examples(ds, cfg, encoder.length)
+    chunks = build_examples(ds, TrainConfig.build({**cfg.model_dump(), "windows": "chunks"}))
+    def dropped(e) -> int:  # items of an example the cutoff leaves out of the loss
+        return len(e.history) + 1 - sum(1 for t in encoder(e)[1] if t == codec.eos_id)
+
+    assert any(dropped(e) for e in chunks)  # this cutoff cuts some chunks (targets included)
+    assert not any(dropped(e) for e in runs if len(e.history) > 1)
+    for e in runs:
+        ids, labels = encoder(e)
+        assert len(ids) == encoder.length(e) <= cutoff or len(e.history) == 1
+        # every item of the run (and its EOS) is labelled: nothing was dropped to fit
+        learnt = [t for t in labels if t != -100]
+        assert learnt == [t for i in e.history + [e.target] for t in codec.response_ids(i)]
+    grown = [e for e in runs if len(e.history) >= 2]
+    longer = Example(grown[0].key, [grown[0].history[0]] + grown[0].history, grown[0].target)
+    assert encoder.length(longer) > cutoff or len(grown[0].history) + 1 == prompts.max_history + 1
+    run = tmp_path / "run"
+    train(ds.path, run, cfg)
+    log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if "loss" in r][-1] == 2

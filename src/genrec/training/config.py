@@ -37,8 +37,10 @@ class TrainConfig(Config):
     finetune: Literal["lora", "full"] = Field("lora", description="lora: train LoRA adapters (GenRec's); full: train every weight (BIGRec/D3; about 16 bytes a parameter with AdamW in fp32)")
     id_seed: int = Field(0, description="seed of the random item IDs (item_repr=random-id)")
     loss_on: LossOn = Field("response", description="response (the target only), items (every item in the sequence), all (every token, the paper's)")
-    windows: Literal["all", "recent", "chunks"] = Field("all", description="training examples: every sliding window, the most recent per user, or non-overlapping chunks")
-    windows_per_user: int | None = Field(None, ge=1, description="recent/chunks: keep at most this many per user (most recent first)")
+    windows: Literal["all", "recent", "chunks", "sequences"] = Field(
+        "all", description="training examples: every sliding window, the most recent per user, non-overlapping chunks of max_history+1 items, or sequences (each user's training sequence packed into runs up to cutoff_len tokens, every item a target; needs loss_on=items)"
+    )
+    windows_per_user: int | None = Field(None, ge=1, description="recent/chunks/sequences: keep at most this many per user (most recent first)")
     max_history: int | None = Field(None, ge=1, description="cap histories below the dataset's max_history")
     max_users: int | None = Field(None, ge=1, description="train on a seeded random subset of this many users")
     cutoff_len: int = Field(256, ge=16, description="maximum tokens per example; the oldest history items are dropped to fit")
@@ -99,6 +101,8 @@ class TrainConfig(Config):
             problems.append("item_repr=item-token needs finetune=full (the new item embeddings must be trained)")
         if self.template == "tokens" and self.item_repr != "item-token":
             problems.append("template=tokens writes items with nothing between them: it needs item_repr=item-token")
+        if self.windows == "sequences" and self.loss_on == "response":
+            problems.append("windows=sequences trains every item of a sequence: it needs loss_on=items (or all); with loss_on=response only the last item would be learnt")
         if self.eval_minutes is not None and any(not (m > 0) for m in self.eval_minutes):
             problems.append(f"eval_minutes must be positive minutes (got {self.eval_minutes})")
         if problems:

@@ -6,7 +6,14 @@ Which windows to train on is a choice that matters within a budget:
 - ``recent``: the most recent windows of each user (closest to what is tested);
 - ``chunks``: non-overlapping runs of ``max_history + 1`` items, aligned to the end of
   the training part; with ``loss_on=items`` every item of a chunk is a prediction
-  target, so one forward pass teaches up to ``max_history + 1`` next-item steps.
+  target, so one forward pass teaches up to ``max_history + 1`` next-item steps;
+- ``sequences``: a user's whole training sequence in one example, packed up to
+  ``cutoff_len`` tokens: cut from its end into the longest runs that fit ``cutoff_len``
+  (and the history cap: at most ``max_history + 1`` items, so data prepared with long
+  histories, ``genrec prepare --max-history 200``, give each user one or a few long
+  runs). Nothing is cut off by the cutoff (a chunk longer than the cutoff loses its
+  oldest items, targets included), and every item is a target (it needs
+  ``loss_on=items``): BIGRec/D3's "every position of the sequence" in one forward pass.
 
 Batch order is a pure function of (seed, epoch): examples are shuffled, grouped by
 length inside mega-batches (as Hugging Face's ``LengthGroupedSampler`` does) into
@@ -18,6 +25,7 @@ run replays exactly the order of an uninterrupted one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,30 +52,57 @@ def _select_users(n_users: int, max_users: int | None, seed: int) -> np.ndarray 
     return np.sort(rng.choice(n_users, size=max_users, replace=False))
 
 
-def build_examples(ds: Dataset, cfg: TrainConfig) -> list[Example]:
-    """The training examples `cfg` asks for, from the dataset's training part only."""
+def _run(uid: str, items: list[int], start: int, end: int) -> Example:
+    """The example of ``items[start:end]``: its last item the target, keyed by its position."""
+    return Example(example_key(uid, end - 1), items[start : end - 1], items[end - 1])
+
+
+def _fitting_start(items: list[int], uid: str, end: int, size: int, cutoff_len: int, length: Callable[[Example], int]) -> int:
+    """The smallest start (the longest run ``items[start:end]`` of at most `size` items) whose
+    example fits `cutoff_len` tokens; ``end - 2`` (two items, the least a target needs) when
+    none does. An example's length grows with every item, so a binary search finds it."""
+    lo, hi = max(0, end - size), end - 2
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if length(_run(uid, items, mid, end)) <= cutoff_len:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def build_examples(ds: Dataset, cfg: TrainConfig, length: Callable[[Example], int] | None = None) -> list[Example]:
+    """The training examples `cfg` asks for, from the dataset's training part only.
+
+    ``windows=sequences`` needs `length` (tokens of an example, :meth:`Encoder.length`) to
+    pack each run up to ``cutoff_len``.
+    """
     H = history_cap(cfg.max_history, ds.manifest["max_history"])
     seqs = ds.sequences
     users = _select_users(seqs.n_users, cfg.max_users, cfg.seed)
     keep = set(users.tolist()) if users is not None else None
     out: list[Example] = []
-    if cfg.windows == "chunks":
+    if cfg.windows in ("chunks", "sequences"):
+        if cfg.windows == "sequences" and length is None:
+            raise ValueError("windows=sequences packs runs by their token length: pass `length`")
         size = H + 1
         for u in range(seqs.n_users):
             if keep is not None and u not in keep:
                 continue
             train = seqs.user_items(u)[: seqs.n_train[u]].tolist()
-            chunks = []
+            uid = seqs.user_ids[u]
+            runs = []  # (start, end), newest first
             end = len(train)
             while end >= 2:
-                start = max(0, end - size)
-                chunks.append((start, train[start:end]))
+                if cfg.windows == "chunks":
+                    start = max(0, end - size)
+                else:
+                    start = _fitting_start(train, uid, end, size, cfg.cutoff_len, length)
+                runs.append((start, end))
                 end = start
             if cfg.windows_per_user:
-                chunks = chunks[: cfg.windows_per_user]
-            uid = seqs.user_ids[u]
-            for start, c in reversed(chunks):
-                out.append(Example(example_key(uid, start + len(c) - 1), c[:-1], c[-1]))
+                runs = runs[: cfg.windows_per_user]
+            out.extend(_run(uid, train, start, end) for start, end in reversed(runs))
         return out
     ex = ds.examples("train")
     uids = ex["user_id"].to_list()

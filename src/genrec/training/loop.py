@@ -170,8 +170,8 @@ def train(
 
             write_json(run.path / "names.json", names)
 
-    examples = build_examples(ds, cfg)
     encoder = Encoder(prompts, cfg.loss_on)
+    examples = build_examples(ds, cfg, encoder.length)
     lengths = np.array([min(encoder.length(e), cfg.cutoff_len) for e in examples], dtype=np.int64)
     steps_per_epoch = len(examples) // cfg.effective_batch
     if steps_per_epoch == 0:
