@@ -144,3 +144,24 @@ def test_evaluate_rerank_decoding(tiny_run, tiny_dataset, tmp_path):
     r = runner.invoke(app, [*args, "--k-max", "13", "--out", str(tmp_path / "deep")])
     assert r.exit_code == 2 and "rerank depth 12" in r.output and "rerank_depth=13" in r.output
     assert not (tmp_path / "deep").exists()
+
+
+def test_decoding_settings_and_k_max_are_checked_before_a_run_is_read(tiny_dataset, tmp_path):
+    """A bad --k-max or decoding combination is refused before the model loads (the run
+    folder here is not a run at all, so loading would fail with another message)."""
+    data, missing = str(tiny_dataset.path), str(tmp_path / "no-run")
+    cases = [
+        (["--beams", "5", "--k-max", "8"], ["--k-max 8 is larger than the beam width 5", "--beams 8"]),
+        (["--decode", "rerank", "--assist", "popularity", "--set", "rerank_depth=6", "--k-max", "7"],
+         ["--k-max 7 is larger than the rerank depth 6", "rerank_depth=7"]),
+        (["--decode", "rerank"], ["no assistant is named"]),
+    ]
+    for flags, said in cases:
+        r = runner.invoke(app, ["evaluate", data, "--run", missing, *flags, "--out", str(tmp_path / "out")])
+        assert r.exit_code == 2, r.output
+        assert all(s in " ".join(r.output.split()) for s in said), r.output
+        assert "no finished adapter" not in r.output
+    assert not (tmp_path / "out").exists()
+    # where the whole catalogue is ranked there is no limit: the run is read (and is missing)
+    r = runner.invoke(app, ["evaluate", data, "--run", missing, "--decode", "exact", "--k-max", "50", "--out", str(tmp_path / "out")])
+    assert r.exit_code != 0 and "larger than" not in r.output

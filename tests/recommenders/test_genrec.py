@@ -116,6 +116,11 @@ def test_rerank_ranks_the_assistants_top_items_by_their_candidate_scores(tiny_ru
         np.testing.assert_allclose(shift, shift[0], atol=1e-6)
     with pytest.raises(GenrecError, match="rerank depth 12 must be at least k"):
         rec.recommend(HIST, k=13)
+    from genrec.evaluation import evaluate
+
+    with pytest.raises(GenrecError, match="larger than genrec's rerank depth 12") as e:
+        evaluate(rec, tiny_dataset, k_max=13)
+    assert "--set rerank_depth=13" in e.value.fix
 
 
 def test_rerank_weight_is_stored_per_mode(run_copy, tiny_dataset):  # noqa: F811

@@ -170,6 +170,7 @@ def evaluate(
     """
     from .._io import check_out
     from ..data import Dataset
+    from ..decoding.config import DecodingConfig
     from ..evaluation import distributed, write_eval
     from ..evaluation import evaluate as run_evaluate
     from ..recommenders import METHODS, build_method
@@ -211,9 +212,12 @@ def evaluate(
                            **{k: v for k, v in dict(assist=assist, assist_weight=assist_weight).items() if v is not None})
             options.pop("model", None)
             options.pop("seed", None)
-            ranks_all = decode == "free" and grounding == "bigrec"  # the whole catalogue is ranked
-            if k_max is not None and decode in ("beam", "free") and not ranks_all and k_max > beams:  # before a model is loaded
-                raise GenrecError(f"--k-max {k_max} is larger than the beam width {beams}", f"pass --beams {k_max} or a smaller --k-max")
+            # the decoding settings checked, and --k-max against their list limit, before a model is loaded
+            decoding = DecodingConfig.of(**{k: v for k, v in options.items() if k in DecodingConfig.model_fields and k != "mode"}, mode=decode)
+            if k_max is not None and decoding.max_k is not None and k_max > decoding.max_k:
+                what, field = decoding.max_k_setting
+                flag = "--beams " if field == "beams" else f"--set {field}="
+                raise GenrecError(f"--k-max {k_max} is larger than the {what} {decoding.max_k}", f"pass {flag}{k_max} or a smaller --k-max")
         say = (lambda msg: console.print(f"[dim]{method}:[/] {msg}", highlight=False)) if main else None
         with status(f"preparing {method}") if main else contextlib.nullcontext():
             rec = build_method(method, ds, options, progress=say)

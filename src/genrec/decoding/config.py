@@ -124,6 +124,14 @@ class DecodingConfig(Config):
         return None
 
     @property
+    def max_k_setting(self) -> tuple[str, str] | None:
+        """What :attr:`max_k` is, as (its name in messages, the field that sets it):
+        ``("rerank depth", "rerank_depth")``, ``("beam width", "beams")``, or None."""
+        if self.max_k is None:
+            return None
+        return ("rerank depth", "rerank_depth") if self.mode == "rerank" else ("beam width", "beams")
+
+    @property
     def uses_assistant(self) -> bool:
         """Whether decoding with this config reads the assistant's item distributions: beam
         search at a positive weight, rerank always, bigrec grounding at a positive gamma."""

@@ -146,11 +146,11 @@ def evaluate(
     if k_max is None:
         k_max = max_k or 20
     elif max_k is not None and k_max > max_k:
-        if getattr(getattr(recommender, "decoding", None), "mode", None) == "rerank":
-            raise GenrecError(f"k_max {k_max} is larger than {recommender.name}'s rerank depth {max_k}",
-                              f"pass --set rerank_depth={k_max} (or more), or a smaller --k-max")
-        raise GenrecError(f"k_max {k_max} is larger than {recommender.name}'s beam width {max_k}",
-                          f"pass --beams {k_max} (or more), or a smaller --k-max")
+        decoding = getattr(recommender, "decoding", None)
+        what, field = decoding.max_k_setting if decoding is not None else ("beam width", "beams")
+        flag = "--beams " if field == "beams" else f"--set {field}="
+        raise GenrecError(f"k_max {k_max} is larger than {recommender.name}'s {what} {max_k}",
+                          f"pass {flag}{k_max} (or more), or a smaller --k-max")
     if batch_size is None:
         batch_size = recommender.eval_batch_size
     if k_max < 1:

@@ -272,10 +272,8 @@ class GenRec(IndexRecommender):
         if candidates is not None:
             return self._rank_candidates(histories, k, exclude_seen, decoding, candidates)
         if decoding.max_k is not None and k > decoding.max_k:
-            if decoding.mode == "rerank":
-                raise GenrecError(f"rerank depth {decoding.rerank_depth} must be at least k ({k})",
-                                  f"use rerank_depth >= {k} or ask for fewer items")
-            raise GenrecError(f"beam width {decoding.beams} must be at least k ({k})", f"use beams >= {k} or ask for fewer items")
+            what, field = decoding.max_k_setting
+            raise GenrecError(f"{what} {decoding.max_k} must be at least k ({k})", f"use {field} >= {k} or ask for fewer items")
         self._check_histories(histories)
         decoder = self.decoder_for(decoding)
         prompts = [self.prompt_ids(h) for h in histories]

@@ -10,7 +10,7 @@ Which windows to train on is a choice that matters within a budget:
 - ``sequences``: a user's whole training sequence in one example, packed up to
   ``cutoff_len`` tokens: cut from its end into the longest runs that fit ``cutoff_len``
   (and the history cap: at most ``max_history + 1`` items, so data prepared with long
-  histories, ``genrec prepare --max-history 200``, give each user one or a few long
+  histories, ``genrec prepare ... --max-history 250``, give each user one or a few long
   runs). Nothing is cut off by the cutoff (a chunk longer than the cutoff loses its
   oldest items, targets included), and every item is a target (it needs
   ``loss_on=items``): BIGRec/D3's "every position of the sequence" in one forward pass.
