@@ -127,7 +127,7 @@ def rerank_grid(a: argparse.Namespace, ds, users: int) -> list[dict]:
 
     from genrec.decoding.exact import score_items
     from genrec.decoding.rerank import allowed_items, fused_scores, rerank_candidates
-    from genrec.ranking import per_user, rank_lists
+    from genrec.ranking import rank_lists
     from genrec.recommenders.assist import Assistant
     from genrec.recommenders.genrec import GenRec
 
@@ -147,10 +147,7 @@ def rerank_grid(a: argparse.Namespace, ds, users: int) -> list[dict]:
     rows = []
     for w in a.weights:
         scores = [fused_scores(c, s, assist[u], allowed[u], w) for u, (c, s) in enumerate(zip(cands, lm, strict=True))]
-        pu = per_user(rank_lists(cands, scores, 10).items, targets)
-        rows.append({"weight": w, "hr@10": float(pu.hits(10)[:, 9].mean()), "ndcg@10": float(pu.ndcgs(10)[:, 9].mean()),
-                     "recall": recall, "lm_seconds": seconds})
-        print(f"w={w:g}  valid HR@10 {rows[-1]['hr@10']:.4f}  NDCG@10 {rows[-1]['ndcg@10']:.4f}", flush=True)
+        rows.append(grid_row("w", w, rank_lists(cands, scores, 10).items, targets, recall=recall, lm_seconds=seconds))
     return rows
 
 
@@ -159,7 +156,7 @@ def bigrec_grid(a: argparse.Namespace, ds, users: int) -> list[dict]:
     output and its distances computed once (``FreeDecoder``'s own steps), every gamma
     re-ranking them."""
     from genrec.decoding.free import bigrec_scores
-    from genrec.ranking import per_user, top_k_from_scores
+    from genrec.ranking import top_k_from_scores
     from genrec.recommenders.assist import Assistant
     from genrec.recommenders.genrec import GenRec
 
@@ -180,11 +177,19 @@ def bigrec_grid(a: argparse.Namespace, ds, users: int) -> list[dict]:
     assist = Assistant.for_run(a.assist, a.run, ds, a.assist_minutes).distribution(histories, len(rec.codec))
     rows = []
     for gamma in a.weights:
-        pu = per_user(top_k_from_scores(-bigrec_scores(dist, assist, gamma), 10, exclude=exclude).items, targets)
-        rows.append({"weight": gamma, "hr@10": float(pu.hits(10)[:, 9].mean()), "ndcg@10": float(pu.ndcgs(10)[:, 9].mean()),
-                     "invalid_share": invalid, "lm_seconds": seconds})
-        print(f"gamma={gamma:g}  valid HR@10 {rows[-1]['hr@10']:.4f}  NDCG@10 {rows[-1]['ndcg@10']:.4f}", flush=True)
+        top = top_k_from_scores(-bigrec_scores(dist, assist, gamma), 10, exclude=exclude).items
+        rows.append(grid_row("gamma", gamma, top, targets, invalid_share=invalid, lm_seconds=seconds))
     return rows
+
+
+def grid_row(name: str, weight: float, top10, targets, **extra) -> dict:
+    """One grid row: validation HR@10 and NDCG@10 of the top-10 lists at `weight` (printed)."""
+    from genrec.ranking import per_user
+
+    pu = per_user(top10, targets)
+    row = {"weight": weight, "hr@10": float(pu.hits(10)[:, 9].mean()), "ndcg@10": float(pu.ndcgs(10)[:, 9].mean()), **extra}
+    print(f"{name}={weight:g}  valid HR@10 {row['hr@10']:.4f}  NDCG@10 {row['ndcg@10']:.4f}", flush=True)
+    return row
 
 
 def validation_users(ds, users: int, seed: int):

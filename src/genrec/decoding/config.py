@@ -59,7 +59,7 @@ class DecodingConfig(Config):
 
     @model_validator(mode="after")
     def _consistent(self) -> DecodingConfig:
-        bigrec = self.mode == "free" and self.grounding == "bigrec"
+        bigrec = self.is_bigrec
         if self.assist is not None and self.mode not in ASSISTED and not bigrec:
             raise ValueError(f"an assistant is used in beam and rerank decoding (and by free decoding's bigrec grounding) only, "
                              f"not in {self.mode} decoding{' with ' + self.grounding + ' grounding' if self.mode == 'free' else ''}: "
@@ -113,13 +113,18 @@ class DecodingConfig(Config):
         return float(self.assist_weight or 0.0) if self.assist is not None and self.mode in ASSISTED else 0.0
 
     @property
+    def is_bigrec(self) -> bool:
+        """Free decoding with BIGRec's grounding: the whole catalogue ranked, k not limited by the beams."""
+        return self.mode == "free" and self.grounding == "bigrec"
+
+    @property
     def max_k(self) -> int | None:
         """The most items one list may hold in this mode: the beam width of beam and free
         decoding, the rerank depth; None where the whole catalogue is ranked (exact
         decoding, free decoding's bigrec grounding)."""
         if self.mode == "rerank":
             return self.rerank_depth
-        if self.mode == "beam" or (self.mode == "free" and self.grounding != "bigrec"):
+        if self.mode == "beam" or (self.mode == "free" and not self.is_bigrec):
             return self.beams
         return None
 
@@ -140,7 +145,7 @@ class DecodingConfig(Config):
         if self.mode == "rerank":
             return True
         if self.mode == "free":
-            return self.grounding == "bigrec" and (self.ground_weight or 0.0) > 0
+            return self.is_bigrec and (self.ground_weight or 0.0) > 0
         return self.fused_weight > 0
 
     def describe(self) -> dict:
@@ -153,18 +158,13 @@ class DecodingConfig(Config):
             d.pop("expand")
         if self.mode != "rerank":
             d.pop("rerank_depth")
-        if not (self.mode == "free" and self.grounding == "bigrec"):
+        if not self.is_bigrec:
             d.pop("ground_weight")
         if self.assist is None or self.mode == "free":
             d.pop("assist_weight")
         if self.assist is None:
             d.pop("assist_minutes")
         return d
-
-
-def is_bigrec(config: DecodingConfig) -> bool:
-    """Free decoding with BIGRec's grounding: the whole catalogue ranked, k not limited by the beams."""
-    return config.mode == "free" and config.grounding == "bigrec"
 
 
 def check_mode(mode: str) -> Mode:

@@ -230,8 +230,6 @@ class FreeDecoder:
              assist: np.ndarray | None = None, ground_weight: float = 0.0) -> Ranked:
         """``assist`` and ``ground_weight`` (gamma) are the bigrec grounding's (module doc),
         which ranks the whole catalogue, so its k is not limited by the beam width."""
-        if self.beams < k and self.grounding != "bigrec":
-            raise GenrecError(f"beam width {self.beams} must be at least k ({k})", f"use beams >= {k}")
         if self.grounding == "bigrec":
             if ground_weight < 0:
                 raise GenrecError(f"ground_weight={ground_weight} is negative", "use gamma >= 0 (0: distance alone)")
@@ -241,6 +239,8 @@ class FreeDecoder:
                     raise GenrecError("ground_weight scales distances by an assistant's probabilities, but none were given",
                                       "pass assist= (one row of item probabilities per prompt), or ground_weight=0")
             return self._bigrec_topk(prompts, k, exclude, assist, ground_weight)
+        if self.beams < k:
+            raise GenrecError(f"beam width {self.beams} must be at least k ({k})", f"use beams >= {k}")
         eos = self.codec.eos_id
         items = np.full((len(prompts), k), NO_ITEM, dtype=np.int64)
         scores = np.full((len(prompts), k), -np.inf)

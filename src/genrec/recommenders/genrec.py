@@ -48,7 +48,7 @@ import numpy as np
 
 from ..data.dataset import Dataset
 from ..data.live_catalogue import DuplicateItemError, LiveCatalogue
-from ..decoding.config import ASSISTED, DecodingConfig, check_mode, is_bigrec
+from ..decoding.config import ASSISTED, DecodingConfig, check_mode
 from ..errors import GenrecError
 from ..ranking import NO_ITEM, Ranked
 from .base import Candidates, IndexRecommender, candidate_lists, rank_lists
@@ -204,7 +204,7 @@ class GenRec(IndexRecommender):
 
         if decoding.assist is not None and decoding.mode in ASSISTED and decoding.assist_weight is None:
             decoding = DecodingConfig.of(decoding, assist_weight=stored_weight(self.run_dir, decoding.assist, decoding.mode))
-        if is_bigrec(decoding) and decoding.assist is not None and decoding.ground_weight is None:
+        if decoding.is_bigrec and decoding.assist is not None and decoding.ground_weight is None:
             decoding = DecodingConfig.of(decoding, ground_weight=stored_weight(self.run_dir, decoding.assist, "bigrec"))
         return decoding
 
@@ -278,7 +278,7 @@ class GenRec(IndexRecommender):
         decoder = self.decoder_for(decoding)
         prompts = [self.prompt_ids(h) for h in histories]
         exclude = [sorted(set(int(i) for i in h)) for h in histories] if exclude_seen else None
-        if is_bigrec(decoding) and self.catalogue.removed:  # it ranks the whole catalogue: never a removed item
+        if decoding.is_bigrec and self.catalogue.removed:  # it ranks the whole catalogue: never a removed item
             removed = self.catalogue.removed
             exclude = [sorted(set(e) | removed) for e in exclude] if exclude is not None else [sorted(removed)] * len(histories)
         assistant = self._assistant(decoding)
@@ -346,7 +346,7 @@ class GenRec(IndexRecommender):
         self._check_fits(decoding)
         assistant = self._assistant(decoding)
         assist = assistant.distribution(histories, len(self.codec)) if assistant is not None else None
-        w = decoding.fused_weight if assist is not None else 0.0
+        w = decoding.fused_weight  # above 0 only where the assistant is used, so `assist` is given
         live = np.ones(len(self.codec), dtype=bool)
         live[sorted(self.catalogue.removed)] = False  # the assistant's mass is normalised over live items
         out = []
